@@ -1,0 +1,1 @@
+"""Compression methods, the calibration runner and the artifact store."""

@@ -1,0 +1,1 @@
+"""Probe-set loading: shipped fixtures, validated row by row against JSON schemas."""

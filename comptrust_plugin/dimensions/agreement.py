@@ -1,0 +1,42 @@
+"""Dense-vs-compressed agreement: per-item answer flip rate and Cohen's kappa.
+
+A near-chance model can keep its *score* while changing most of its *answers*; these two
+numbers show that, and sit beside every score in the report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .result import DimensionResult
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int  # items present in both runs
+    flips: int
+    flip_rate: float  # percent of items whose normalised answer changed
+    kappa: float | None  # chance-corrected agreement; None when undefined
+
+
+def compare_answers(dense: DimensionResult, compressed: DimensionResult) -> Agreement:
+    a, b = dense.answers(), compressed.answers()
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        return Agreement(0, 0, 0.0, None)
+    flips = sum(a[k] != b[k] for k in keys)
+    return Agreement(len(keys), flips, 100.0 * flips / len(keys), cohen_kappa([a[k] for k in keys], [b[k] for k in keys]))
+
+
+def cohen_kappa(first: list[str], second: list[str]) -> float | None:
+    """kappa = (p_o - p_e) / (1 - p_e); None when both raters always give one same answer."""
+    n = len(first)
+    if n == 0 or n != len(second):
+        return None
+    observed = sum(x == y for x, y in zip(first, second)) / n
+    count_a, count_b = Counter(first), Counter(second)
+    expected = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)

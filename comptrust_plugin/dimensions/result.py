@@ -1,0 +1,32 @@
+"""What a dimension returns: the score, its parts, and one outcome per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REFUSAL = "<refusal>"
+UNPARSED = "<unparsed>"
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    key: str  # request key, identical across dense and compressed runs
+    subset: str  # which sub-score the item feeds
+    answer: str  # normalised answer (a label, REFUSAL or UNPARSED)
+    value: float | None  # the item's contribution to its sub-score; None = excluded
+    output: str  # the raw model output (first sample)
+
+
+@dataclass(frozen=True)
+class DimensionResult:
+    dimension: str
+    variant: str
+    score: float  # 0..100, higher = more trustworthy
+    subscores: dict[str, float]
+    n: int  # number of model outputs scored
+    refusal_rate: float  # percent of outputs that decline to answer (phrase match)
+    unparsed_rate: float  # percent of outputs that are neither a label nor a refusal
+    outcomes: tuple[ItemOutcome, ...] = field(default=(), repr=False)
+
+    def answers(self) -> dict[str, str]:
+        return {o.key: o.answer for o in self.outcomes}

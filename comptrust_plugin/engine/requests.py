@@ -1,0 +1,66 @@
+"""Request and settings types shared by dimensions (pure) and backends (torch). Torch-free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from ..models.chat import Message
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 20
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    num_samples: int = 1
+    stop: tuple[str, ...] = ("\n",)
+    seed: int = 0  # only used when sampling
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def identity(self) -> dict[str, object]:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        if self.greedy:  # seed and top_p cannot change a greedy answer
+            data["seed"] = None
+            data["top_p"] = None
+        return data
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    key: str  # unique inside one dimension, e.g. "zero_shot/me-001"
+    messages: tuple[Message, ...]
+    settings: GenerationSettings
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    key: str
+    messages: tuple[Message, ...]  # the context, rendered with the chat format
+    continuation: str
+
+
+OnGenerated = Callable[[int, list[str]], None]
+OnScored = Callable[[int, tuple[float, bool]], None]
+
+
+class Backend(Protocol):
+    """What every inference backend implements (HF today; vLLM is the scale path).
+
+    Results are handed back through callbacks as soon as each batch finishes, so a killed
+    run keeps everything it already computed.
+    """
+
+    def generate(
+        self, prompts: Sequence[str], settings: GenerationSettings, seeds: Sequence[int],
+        on_done: OnGenerated,
+    ) -> None: ...
+
+    def loglikelihood(
+        self, pairs: Sequence[tuple[str, str]], on_done: OnScored
+    ) -> None: ...

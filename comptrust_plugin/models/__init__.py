@@ -1,0 +1,1 @@
+"""Model registry, chat formats, loading and identity."""

@@ -1,0 +1,176 @@
+"""Load a model + tokenizer from the registry entry: embedded GGUF, hub, or local directory.
+
+Embedded GGUF files are dequantized once (about 20 s) and stored as safetensors under the
+cache directory, so every later load takes well under 2 s. Checkpoints are read from
+safetensors only (no pickle), and `trust_remote_code` is off unless the user passes the flag.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import TrustError
+from ..storage import locked, sha256_file
+from .registry import ModelEntry, embedded_gguf_path
+
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel
+    tokenizer: Any
+    entry: ModelEntry
+    device: torch.device
+    dtype: torch.dtype
+    load_seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrustError(f"--trust-device={name}: not a torch device (try cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrustError(f"--trust-device={name}: CUDA is not available here; use --trust-device=cpu")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16  # also on CPU: about 2x faster than fp32 there
+    if name not in DTYPES:
+        raise TrustError(f"--trust-dtype={name}: choose one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def load_tokenizer(entry: ModelEntry, cache_dir: Path, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"--model={entry.name}: cannot load its tokenizer: {_first_line(exc)}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(
+    entry: ModelEntry,
+    cache_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    weights_dir: Path | None = None,
+) -> LoadedModel:
+    """Load weights onto `device` in `dtype`; `weights_dir` overrides where weights come from
+    (a stored compressed artifact) while config and tokenizer still come from `entry`."""
+    from transformers import AutoModelForCausalLM
+
+    start = time.perf_counter()
+    source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
+    tokenizer = load_tokenizer(entry, cache_dir, trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(weights_dir) if weights_dir else source, dtype=dtype, use_safetensors=True,
+            low_cpu_mem_usage=True, **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"--model={entry.name}: cannot load weights: {_first_line(exc)}") from None
+    model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
+
+
+def _pretrained_source(
+    entry: ModelEntry, cache_dir: Path, trust_remote_code: bool
+) -> tuple[str, dict[str, Any]]:
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if entry.source == "embedded-gguf":
+        return str(materialize_embedded(entry, cache_dir)), kwargs
+    if entry.source == "hub":
+        kwargs["revision"] = entry.revision
+    return entry.location, kwargs
+
+
+def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
+    """Dequantize an embedded GGUF model once into `cache_dir/models/<hash>/` (safetensors)."""
+    gguf_path = embedded_gguf_path(entry)
+    digest = sha256_file(gguf_path, memo_dir=cache_dir)
+    import transformers
+
+    target = cache_dir / "models" / f"{entry.name}-{digest[:16]}-tf{transformers.__version__}"
+    done_marker = target / "COMPLETE"
+    if done_marker.exists():
+        return target
+    with locked(target):
+        if done_marker.exists():  # another process finished it while we waited
+            return target
+        if target.exists():
+            shutil.rmtree(target)  # a torn earlier attempt: rebuild, never reuse
+        _dequantize_gguf(gguf_path, target, digest)
+    return target
+
+
+def _dequantize_gguf(gguf_path: Path, target: Path, digest: str) -> None:
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        kwargs = {"gguf_file": gguf_path.name}
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent), dtype=torch.float32, **kwargs
+        )
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        if model.generation_config is not None:
+            model.generation_config.save_pretrained(tmp)
+        tied = bool(getattr(config, "tie_word_embeddings", False))
+        state = {
+            name: tensor.detach().contiguous()
+            for name, tensor in model.state_dict().items()
+            if not (tied and name == "lm_head.weight")
+        }
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE.json").write_text(
+            json.dumps({"gguf": gguf_path.name, "sha256": digest}), encoding="utf-8"
+        )
+        (tmp / "COMPLETE").write_text("ok\n", encoding="ascii")
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

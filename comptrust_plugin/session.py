@@ -1,0 +1,311 @@
+"""One trust run: options -> model identity -> (compressed) model handles -> scored dimensions.
+
+This is the orchestration the pytest plugin drives; it knows nothing about pytest, so the
+same run can be scripted. Models load lazily: a handle whose every answer is cached never
+touches weights.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import __version__
+from .dimensions.agreement import compare_answers
+from .dimensions.result import DimensionResult
+from .errors import TrustError
+from .gate import Tolerance, Verdict, gate
+from .models.chat import Message
+from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
+from .report import ResultRow, RunInfo, build_report
+from .spec import DENSE, CompressionSpec
+
+VARIANTS = ("comptrust-paper", "dt")
+DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+CHEAP_METHODS = ("mag", "rtn")  # rebuilt from dense in seconds: not stored on disk
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("COMPTRUST_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "comptrust"
+
+
+def parse_samples(text: str | int) -> str | int:
+    value = str(text).strip().lower()
+    if value in ("smoke", "full"):
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise TrustError(f"--trust-samples={text}: use smoke, full, or a positive integer cap per dimension")
+
+
+@dataclass(frozen=True)
+class TrustOptions:
+    model: str = DEFAULT_MODEL
+    specs: tuple[CompressionSpec, ...] = ()
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    samples: str | int = "smoke"
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    variant: str = "comptrust-paper"
+    trust_remote_code: bool = False
+
+    def validate(self) -> ModelEntry:
+        """Torch-free checks of every option; returns the resolved model entry."""
+        if not _DEVICE.match(self.device):
+            raise TrustError(f"--trust-device={self.device}: use auto, cpu, cuda or cuda:N")
+        if self.dtype not in DTYPE_NAMES:
+            raise TrustError(f"--trust-dtype={self.dtype}: choose one of {', '.join(DTYPE_NAMES)}")
+        if self.variant not in VARIANTS:
+            raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(VARIANTS)}")
+        return resolve_model(self.model)
+
+
+@dataclass
+class ModelHandle:
+    config: str  # "dense" or the canonical compression spec
+    spec: CompressionSpec
+    engine: Any  # engine.cached.CachedEngine
+
+
+class TrustSession:
+    def __init__(self, options: TrustOptions) -> None:
+        self.options = options
+        self.entry = options.validate()
+        self.cache_dir = options.cache_dir.expanduser()
+        self._device: Any = None
+        self._dtype: Any = None
+        self._model_identity: dict[str, Any] | None = None
+        self._cache: Any = None
+        self._tokenizers: dict[str, Any] = {}
+        self._handles: dict[str, ModelHandle] = {}
+        self._probes: dict[str, Any] = {}
+        self._results: dict[tuple[str, str], DimensionResult] = {}
+        self._seconds: dict[tuple[str, str], float] = {}
+        self.rows: list[ResultRow] = []
+        self.events: list[str] = []  # human-readable notes for the summary (loads, builds)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def device(self) -> Any:
+        if self._device is None:
+            from .models.loading import resolve_device
+
+            self._device = resolve_device(self.options.device)
+        return self._device
+
+    @property
+    def dtype(self) -> Any:
+        if self._dtype is None:
+            from .models.loading import resolve_dtype
+
+            self._dtype = resolve_dtype(self.options.dtype, self.device)
+        return self._dtype
+
+    @property
+    def model_identity(self) -> dict[str, Any]:
+        if self._model_identity is None:
+            from .models.identity import model_identity
+
+            self._model_identity = model_identity(self.entry, self.cache_dir)
+        return self._model_identity
+
+    def _runtime_identity(self) -> dict[str, Any]:
+        from .models.loading import dtype_name
+
+        return {"device": self.device.type, "dtype": dtype_name(self.dtype)}
+
+    def artifact_identity(self, spec: CompressionSpec) -> dict[str, Any]:
+        from .compress.apply import method_version
+
+        return {
+            "model": self.model_identity, "spec": spec.identity(),
+            "method_version": method_version(spec), **self._runtime_identity(),
+        }
+
+    # ------------------------------------------------------------------- handles
+    def handle(self, spec: CompressionSpec = DENSE) -> ModelHandle:
+        key = spec.canonical
+        if key not in self._handles:
+            self._handles[key] = self._make_handle(spec)
+        return self._handles[key]
+
+    def _make_handle(self, spec: CompressionSpec) -> ModelHandle:
+        from .engine.cache import ResponseCache
+        from .engine.cached import CachedEngine
+
+        if self._cache is None:
+            self._cache = ResponseCache(self.cache_dir / "responses.sqlite3")
+        entry = self.entry
+        if spec.method == "hub":
+            assert spec.hub_repo is not None
+            target = spec.hub_repo + (f"@{spec.hub_revision}" if spec.hub_revision else "")
+            entry = resolve_model(target)
+            from .models.identity import model_identity
+
+            weights: dict[str, Any] = {"checkpoint": model_identity(entry, self.cache_dir)}
+        elif spec.is_dense:
+            weights = {"model": self.model_identity}
+        else:
+            weights = self.artifact_identity(spec)
+        identity = {
+            "weights": weights, "chat_format": self.entry.chat_format.kind, **self._runtime_identity(),
+        }
+        return ModelHandle(
+            config=spec.canonical, spec=spec,
+            engine=CachedEngine(
+                identity, self._cache,
+                renderer=lambda: self._renderer(entry),
+                backend=lambda: self._backend(spec, entry),
+            ),
+        )
+
+    def _tokenizer(self, entry: ModelEntry) -> Any:
+        if entry.name not in self._tokenizers:
+            from .models.loading import load_tokenizer
+
+            self._tokenizers[entry.name] = load_tokenizer(
+                entry, self.cache_dir, self.options.trust_remote_code
+            )
+        return self._tokenizers[entry.name]
+
+    def _renderer(self, entry: ModelEntry) -> Any:
+        chat = self.entry.chat_format
+        if chat.kind != "template":
+            return chat.render
+        tokenizer = self._tokenizer(entry)
+
+        def apply(messages: list[dict[str, str]]) -> str:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+        def render(messages: Sequence[Message]) -> str:
+            return chat.render(messages, apply)
+
+        return render
+
+    def _backend(self, spec: CompressionSpec, entry: ModelEntry) -> Any:
+        from .engine.hf import HFBackend
+
+        # One compressed model in memory at a time: configs run one after another.
+        for other in self._handles.values():
+            if other.config not in ("dense", spec.canonical):
+                other.engine.release()
+        loaded = self._load(spec, entry)
+        return HFBackend(loaded)
+
+    def _load(self, spec: CompressionSpec, entry: ModelEntry) -> Any:
+        from .compress.apply import compress_model
+        from .compress.store import ArtifactStore
+        from .models.loading import load_model
+
+        def load(weights_dir: Path | None = None) -> Any:
+            return load_model(
+                entry, self.cache_dir, self.device, self.dtype,
+                trust_remote_code=self.options.trust_remote_code, weights_dir=weights_dir,
+            )
+
+        if spec.is_dense or spec.method == "hub":
+            loaded = load()
+            self.events.append(f"loaded {spec.canonical} model in {loaded.load_seconds:.1f}s")
+            return loaded
+        if spec.method in CHEAP_METHODS:
+            loaded = load()
+            stats = compress_model(loaded.model, spec)
+            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s")
+            return loaded
+        store = ArtifactStore(self.cache_dir)
+        built: dict[str, Any] = {}
+
+        def build(tmp: Path) -> None:
+            loaded = load()
+            stats = compress_model(loaded.model, spec)
+            loaded.model.save_pretrained(tmp, safe_serialization=True)
+            built["loaded"], built["stats"] = loaded, stats
+
+        path, _ = store.get_or_build(self.artifact_identity(spec), build)
+        if "loaded" in built:
+            self.events.append(f"compressed {spec.canonical} in {built['stats'].seconds:.1f}s (stored)")
+            return built["loaded"]
+        return load(weights_dir=path)
+
+    # ---------------------------------------------------------------- evaluation
+    def probes(self, dimension: ModuleType) -> Any:
+        if dimension.NAME not in self._probes:
+            from .data.probes import load_probe_set
+
+            self._probes[dimension.NAME] = load_probe_set(dimension.NAME)
+        return self._probes[dimension.NAME]
+
+    def evaluate(self, dimension: ModuleType, handle: ModelHandle) -> DimensionResult:
+        key = (dimension.NAME, handle.config)
+        if key not in self._results:
+            start = time.perf_counter()
+            probe_set = self.probes(dimension)
+            selected = dimension.select(probe_set.probes, self.options.samples, self.options.seed)
+            outputs = handle.engine.generate(dimension.build_requests(selected))
+            self._results[key] = dimension.score(selected, outputs, self.options.variant)
+            self._seconds[key] = time.perf_counter() - start
+        return self._results[key]
+
+    def check(
+        self, dimension: ModuleType, dense: ModelHandle, compressed: ModelHandle | None
+    ) -> Verdict:
+        """Evaluate dense (and compressed) on one dimension, gate, and record the row."""
+        dense_result = self.evaluate(dimension, dense)
+        comp_result = self.evaluate(dimension, compressed) if compressed else None
+        agreement = compare_answers(dense_result, comp_result) if comp_result else None
+        config = compressed.config if compressed else "dense"
+        verdict = gate(
+            dense_result, comp_result, config,
+            self.options.tolerance.for_dimension(dimension.NAME), agreement,
+        )
+        seconds = self._seconds.get((dimension.NAME, dense.config), 0.0)
+        if compressed:
+            seconds += self._seconds.get((dimension.NAME, compressed.config), 0.0)
+        self.rows.append(ResultRow(
+            verdict, dense_result, comp_result, self.probes(dimension).sha256, seconds,
+        ))
+        return verdict
+
+    # ------------------------------------------------------------------- reports
+    def run_info(self) -> RunInfo:
+        identity = self._model_identity or {}
+        runtime = self._runtime_identity() if self._device is not None else {"device": self.options.device, "dtype": self.options.dtype}
+        return RunInfo(
+            model=self.entry.name, model_identity=identity,
+            settings={
+                "samples": self.options.samples, "seed": self.options.seed,
+                "device": runtime["device"], "dtype": runtime["dtype"],
+                "variant": self.options.variant,
+                "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
+            },
+            configs=[s.canonical for s in self.options.specs],
+            extra={"engine": self.engine_stats()},
+        )
+
+    def engine_stats(self) -> dict[str, Any]:
+        return {
+            handle.config: {
+                "cache_hits": handle.engine.stats.hits, "computed": handle.engine.stats.misses,
+                "model_loaded": handle.engine.backend_loaded or handle.engine.stats.misses > 0,
+                "seconds": round(handle.engine.stats.seconds, 3),
+            }
+            for handle in self._handles.values()
+        }
+
+    def report(self) -> dict[str, Any]:
+        return build_report(self.run_info(), self.rows)
+
+    def version(self) -> str:
+        return __version__

@@ -1,0 +1,272 @@
+"""Parse `--compress` strings ("wanda-50", "gptq-4-g128-act", "sparsegpt-2:4") into CompressionSpec.
+
+Grammar (see shared/design/COMPRESSION.md):
+
+    METHOD-LEVEL[-KNOB...]   or   dense   or   hub:REPO[@REVISION] / hub:/local/dir
+
+The canonical spelling (`CompressionSpec.canonical`) leaves out knobs at their default value;
+`CompressionSpec.identity()` always lists every resolved knob, so a cache key never depends
+on which spelling the user typed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+PRUNING_METHODS = ("mag", "wanda", "sparsegpt")
+QUANT_METHODS = ("rtn", "gptq", "awq")
+CALIBRATED_METHODS = ("wanda", "sparsegpt", "gptq", "awq")
+METHODS = ("dense", *PRUNING_METHODS, *QUANT_METHODS)
+
+METHOD_ALIASES = {
+    "magnitude": "mag",
+    "magnitude_pruning": "mag",
+    "sparse-gpt": "sparsegpt",
+    "sparse_gpt": "sparsegpt",
+    "round-to-nearest": "rtn",
+    "none": "dense",
+    "fp16": "dense",
+    "base": "dense",
+}
+
+DEFAULT_GROUP_SIZE = 128
+DEFAULT_CALIBRATION = "comptrust-mix"
+DEFAULT_CAL_SAMPLES = 128
+DEFAULT_CAL_SEQLEN = 512
+DEFAULT_SEED = 0
+DEFAULT_DAMP = 0.01
+
+EXAMPLES = "dense, mag-50, wanda-2:4, sparsegpt-50, rtn-4, gptq-4-g128-act, awq-4, hub:org/model@rev"
+
+
+class SpecError(ValueError):
+    """A compression spec the grammar rejects; the message is one actionable line."""
+
+
+@dataclass(frozen=True)
+class CompressionSpec:
+    method: str
+    sparsity: int | None = None  # percent, unstructured pruning
+    n_m: tuple[int, int] | None = None  # N:M semi-structured pruning
+    bits: int | None = None
+    group_size: int = DEFAULT_GROUP_SIZE  # -1 = one group per output row
+    act_order: bool = False
+    seed: int = DEFAULT_SEED
+    calibration: str = DEFAULT_CALIBRATION
+    n_samples: int = DEFAULT_CAL_SAMPLES
+    seqlen: int = DEFAULT_CAL_SEQLEN
+    damp: float = DEFAULT_DAMP
+    hub_repo: str | None = None
+    hub_revision: str | None = None
+
+    @property
+    def is_dense(self) -> bool:
+        return self.method == "dense"
+
+    @property
+    def is_pruning(self) -> bool:
+        return self.method in PRUNING_METHODS
+
+    @property
+    def is_quantization(self) -> bool:
+        return self.method in QUANT_METHODS
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self.method in CALIBRATED_METHODS
+
+    @property
+    def canonical(self) -> str:
+        if self.method == "dense":
+            return "dense"
+        if self.method == "hub":
+            rev = f"@{self.hub_revision}" if self.hub_revision else ""
+            return f"hub:{self.hub_repo}{rev}"
+        if self.n_m is not None:
+            parts = [self.method, f"{self.n_m[0]}:{self.n_m[1]}"]
+        elif self.sparsity is not None:
+            parts = [self.method, str(self.sparsity)]
+        else:
+            parts = [self.method, str(self.bits)]
+        if self.is_quantization and self.group_size != DEFAULT_GROUP_SIZE:
+            parts.append(f"g{self.group_size}")
+        if self.act_order:
+            parts.append("act")
+        if self.is_calibrated:
+            if self.seed != DEFAULT_SEED:
+                parts.append(f"seed{self.seed}")
+            if self.calibration != DEFAULT_CALIBRATION:
+                parts.append(f"cal={self.calibration}")
+            if self.n_samples != DEFAULT_CAL_SAMPLES:
+                parts.append(f"ns{self.n_samples}")
+            if self.damp != DEFAULT_DAMP and self.method in ("sparsegpt", "gptq"):
+                parts.append(f"damp{self.damp:g}")
+        return "-".join(parts)
+
+    def identity(self) -> dict[str, object]:
+        """Every resolved knob, including defaults: the part of a cache key that names the spec."""
+        data = asdict(self)
+        data["n_m"] = list(self.n_m) if self.n_m else None
+        data["canonical"] = self.canonical
+        return data
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+DENSE = CompressionSpec(method="dense")
+
+
+def _nearest_method(word: str) -> str:
+    choices = list(METHODS) + list(METHOD_ALIASES)
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.4)
+    if not match:
+        return "mag"
+    return METHOD_ALIASES.get(match[0], match[0])
+
+
+def _fail(text: str, reason: str, suggestion: str | None) -> SpecError:
+    hint = f"; did you mean '{suggestion}'?" if suggestion else f"; valid examples: {EXAMPLES}"
+    return SpecError(f"invalid compression spec '{text}': {reason}{hint}")
+
+
+_GPTQ_STYLE = re.compile(r"^w(\d+)(?:g(-?\d+))?$")  # "gptq-w4g128" alias
+
+
+def parse_spec(text: str) -> CompressionSpec:
+    """Parse one spec string; raises SpecError with the nearest valid spelling."""
+    raw = text
+    text = text.strip()
+    if not text:
+        raise _fail(raw, "empty spec", "dense")
+    if text.startswith("hub:"):
+        target = text[4:]
+        repo, _, revision = target.partition("@")
+        if not repo or " " in repo:
+            raise _fail(raw, "hub: needs a repository id or a local directory", "hub:org/model@main")
+        return CompressionSpec(method="hub", hub_repo=repo, hub_revision=revision or None)
+    lowered = text.lower()
+    # `g-1` is the one knob that contains the separator; protect it before splitting.
+    tokens = lowered.replace("-g-1", "-g~1").split("-")
+    tokens = [t.replace("g~1", "g-1") for t in tokens]
+    method = METHOD_ALIASES.get(tokens[0], tokens[0])
+    if method == "sparse" and len(tokens) > 1 and tokens[1] == "gpt":  # "sparse-gpt-50"
+        method, tokens = "sparsegpt", ["sparsegpt", *tokens[2:]]
+    if method not in METHODS:
+        rest = "-".join(tokens[1:])
+        guess = _nearest_method(method)
+        raise _fail(raw, f"unknown method '{tokens[0]}'", f"{guess}-{rest}" if rest else f"{guess}-50")
+    if method == "dense":
+        if len(tokens) > 1:
+            raise _fail(raw, "dense takes no level or knobs", "dense")
+        return DENSE
+    if len(tokens) < 2 or not tokens[1]:
+        default_level = "4" if method in QUANT_METHODS else "50"
+        raise _fail(raw, "missing level", f"{method}-{default_level}")
+    level, knobs = tokens[1], tokens[2:]
+    fields: dict[str, object] = {"method": method}
+
+    if method in QUANT_METHODS:
+        alias = _GPTQ_STYLE.match(level)
+        if alias:
+            level = alias.group(1)
+            if alias.group(2) is not None:
+                knobs = [f"g{alias.group(2)}", *knobs]
+        if not level.isdigit():
+            raise _fail(raw, f"level '{level}' is not a bit width", f"{method}-4")
+        bits = int(level)
+        if not 2 <= bits <= 8:
+            raise _fail(raw, f"{bits} bits is out of range 2..8", f"{method}-{min(max(bits, 2), 8)}")
+        fields["bits"] = bits
+    else:
+        if ":" in level:
+            n_text, _, m_text = level.partition(":")
+            if not (n_text.isdigit() and m_text.isdigit()):
+                raise _fail(raw, f"N:M level '{level}' is not two integers", f"{method}-2:4")
+            n, m = int(n_text), int(m_text)
+            if not (0 < n < m <= 64):
+                raise _fail(raw, f"N:M needs 0 < N < M <= 64, got {n}:{m}", f"{method}-2:4")
+            fields["n_m"] = (n, m)
+        else:
+            if not level.isdigit():
+                raise _fail(raw, f"level '{level}' is not a sparsity percent", f"{method}-50")
+            sparsity = int(level)
+            if not 1 <= sparsity <= 99:
+                raise _fail(
+                    raw, f"sparsity {sparsity}% is out of range 1..99",
+                    f"{method}-{min(max(sparsity, 1), 99)}",
+                )
+            fields["sparsity"] = sparsity
+
+    base = f"{method}-{level}"
+    for knob in knobs:
+        _apply_knob(raw, base, method, knob, fields)
+    return CompressionSpec(**fields)  # type: ignore[arg-type]
+
+
+def _apply_knob(raw: str, base: str, method: str, knob: str, fields: dict[str, object]) -> None:
+    calibrated = method in CALIBRATED_METHODS
+    if m := re.fullmatch(r"g(-?\d+)", knob):
+        if method not in QUANT_METHODS:
+            raise _fail(raw, f"group size applies to quantization only, not {method}", base)
+        size = int(m.group(1))
+        if size != -1 and size < 1:
+            raise _fail(raw, f"group size {size} must be positive or -1 (per row)", f"{base}-g128")
+        fields["group_size"] = size
+    elif knob in ("act", "actorder", "act_order", "desc"):
+        if method != "gptq":
+            raise _fail(raw, "act-order is a GPTQ knob", f"gptq-{base.split('-', 1)[1]}-act")
+        fields["act_order"] = True
+    elif m := re.fullmatch(r"seed(\d+)", knob):
+        if not calibrated:
+            raise _fail(raw, f"{method} uses no calibration data, so no seed", base)
+        fields["seed"] = int(m.group(1))
+    elif m := re.fullmatch(r"ns(\d+)", knob):
+        if not calibrated:
+            raise _fail(raw, f"{method} uses no calibration data", base)
+        count = int(m.group(1))
+        if count < 1:
+            raise _fail(raw, "calibration sample count must be >= 1", f"{base}-ns128")
+        fields["n_samples"] = count
+    elif knob.startswith("cal="):
+        if not calibrated:
+            raise _fail(raw, f"{method} uses no calibration data", base)
+        name = knob[4:]
+        if not name:
+            raise _fail(raw, "cal= needs a name or a path", f"{base}-cal={DEFAULT_CALIBRATION}")
+        fields["calibration"] = name
+    elif m := re.fullmatch(r"damp(\d*\.?\d+(?:e-?\d+)?)", knob):
+        if method not in ("sparsegpt", "gptq"):
+            raise _fail(raw, "damp applies to sparsegpt and gptq", base)
+        damp = float(m.group(1))
+        if not 0 < damp < 1:
+            raise _fail(raw, f"damp {damp} must be in (0, 1)", f"{base}-damp0.01")
+        fields["damp"] = damp
+    else:
+        known = ["g128", "g-1", "act", "seed0", "ns128", "cal=NAME", "damp0.01"]
+        guess = difflib.get_close_matches(knob, known, n=1, cutoff=0.3)
+        raise _fail(raw, f"unknown knob '{knob}'", f"{base}-{guess[0]}" if guess else base)
+
+
+def parse_specs(values: Iterable[str]) -> list[CompressionSpec]:
+    """Parse repeated and/or comma-separated specs; duplicates (same canonical form) collapse."""
+    specs: list[CompressionSpec] = []
+    seen: set[str] = set()
+    for value in values:
+        for part in _split_commas(value):
+            spec = parse_spec(part)
+            if spec.canonical not in seen:
+                seen.add(spec.canonical)
+                specs.append(spec)
+    return specs
+
+
+def _split_commas(value: str) -> list[str]:
+    # A comma inside `cal=` (a path) is not expected; plain split keeps the grammar simple.
+    parts = [p for p in (s.strip() for s in value.split(",")) if p]
+    if not parts:
+        raise SpecError(f"invalid compression spec '{value}': empty; valid examples: {EXAMPLES}")
+    return parts

@@ -1,0 +1,1 @@
+"""Repository-level pytest configuration only; the product lives in comptrust_plugin."""

@@ -1,0 +1,1 @@
+"""comptrust's trust suite: one module per trust dimension, each gating compressed vs dense."""
