@@ -16,7 +16,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import __version__
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
 from .errors import TrustError
@@ -127,11 +126,11 @@ class TrustSession:
         return {"device": self.device.type, "dtype": dtype_name(self.dtype)}
 
     def artifact_identity(self, spec: CompressionSpec) -> dict[str, Any]:
-        from .compress.apply import method_version
+        from .compress.apply import compression_identity
 
         return {
             "model": self.model_identity, "spec": spec.identity(),
-            "method_version": method_version(spec), **self._runtime_identity(),
+            **compression_identity(spec), **self._runtime_identity(),
         }
 
     # ------------------------------------------------------------------- handles
@@ -221,7 +220,7 @@ class TrustSession:
             return loaded
         if spec.method in CHEAP_METHODS:
             loaded = load()
-            stats = compress_model(loaded.model, spec)
+            stats = compress_model(loaded.model, spec, loaded.tokenizer)
             self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s")
             return loaded
         store = ArtifactStore(self.cache_dir)
@@ -229,7 +228,7 @@ class TrustSession:
 
         def build(tmp: Path) -> None:
             loaded = load()
-            stats = compress_model(loaded.model, spec)
+            stats = compress_model(loaded.model, spec, loaded.tokenizer)
             loaded.model.save_pretrained(tmp, safe_serialization=True)
             built["loaded"], built["stats"] = loaded, stats
 
@@ -306,6 +305,3 @@ class TrustSession:
 
     def report(self) -> dict[str, Any]:
         return build_report(self.run_info(), self.rows)
-
-    def version(self) -> str:
-        return __version__

@@ -36,9 +36,18 @@ def method_version(spec: CompressionSpec) -> int:
     return METHOD_VERSIONS[spec.method]
 
 
+def compression_identity(spec: CompressionSpec) -> dict[str, object]:
+    """What, beyond the spec itself, decides the compressed weights: the method's code
+    version and, for calibrated methods, the calibration data's identity."""
+    return {"method_version": method_version(spec), "calibration": None}
+
+
 @torch.no_grad()
-def compress_model(model: nn.Module, spec: CompressionSpec) -> CompressionStats:
-    """Compress every Linear of every decoder block of `model` in place."""
+def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = None) -> CompressionStats:
+    """Compress every Linear of every decoder block of `model` in place.
+
+    `tokenizer` is needed by calibrated methods to tokenize their calibration text.
+    """
     method_version(spec)
     start = time.perf_counter()
     linears = model_linears(model)

@@ -5,27 +5,32 @@ from __future__ import annotations
 import torch
 
 
-def prune_mask_unstructured(score: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Boolean mask of weights to zero: exactly floor(numel * sparsity) lowest scores per layer.
+def _lowest_mask(score: torch.Tensor, count: int) -> torch.Tensor:
+    """Mask of exactly `count` lowest entries in each row of `score` (2-D).
 
-    Ties are broken by position (stable sort), so the count is exact and the result repeatable.
+    Uses the k-th value as threshold; entries tied with it are taken in index order, so
+    the count is exact and the result does not depend on sort stability.
     """
+    mask = torch.zeros_like(score, dtype=torch.bool)
+    if count <= 0:
+        return mask
+    threshold = torch.kthvalue(score, count, dim=1, keepdim=True).values
+    below = score < threshold
+    ties = score == threshold
+    needed = count - below.sum(dim=1, keepdim=True)
+    take_ties = ties & (ties.cumsum(dim=1) <= needed)
+    return below | take_ties
+
+
+def prune_mask_unstructured(score: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Boolean mask of weights to zero: exactly floor(numel * sparsity) lowest scores per layer."""
     count = int(score.numel() * sparsity)
-    mask = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
-    if count:
-        order = torch.argsort(score.flatten(), stable=True)
-        mask[order[:count]] = True
-    return mask.view_as(score)
+    return _lowest_mask(score.reshape(1, -1), count).view_as(score)
 
 
 def prune_mask_per_row(score: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Exactly floor(cols * sparsity) lowest scores zeroed in every output row (Wanda's rule)."""
-    count = int(score.shape[1] * sparsity)
-    mask = torch.zeros_like(score, dtype=torch.bool)
-    if count:
-        order = torch.argsort(score, dim=1, stable=True)
-        mask.scatter_(1, order[:, :count], True)
-    return mask
+    return _lowest_mask(score, int(score.shape[1] * sparsity))
 
 
 def prune_mask_n_m(score: torch.Tensor, n: int, m: int) -> torch.Tensor:

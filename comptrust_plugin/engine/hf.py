@@ -9,12 +9,18 @@ depend on which batch it landed in.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ..models.loading import LoadedModel
 from .requests import GenerationSettings, OnGenerated, OnScored
+
+
+PREFIX_PROBE = 16  # prompts whose first 16 tokens agree are checked for a longer shared prefix
+MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a separate forward pass
 
 
 class HFBackend:
@@ -31,6 +37,8 @@ class HFBackend:
         self.max_batch_tokens = max_batch_tokens or (32768 if on_gpu else 3072)
         self.eos_ids = _eos_ids(loaded)
         self.pad_id = self.tokenizer.pad_token_id
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     # ----------------------------------------------------------------- generation
     def generate(
@@ -39,11 +47,10 @@ class HFBackend:
     ) -> None:
         encoded = [self._encode(p) for p in prompts]
         rows = [(i, s) for i in range(len(prompts)) for s in range(settings.num_samples)]
-        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
         pending: dict[int, list[str | None]] = {}
-        for batch in self._batches(rows, [len(encoded[i]) for i, _ in rows], settings):
+        for batch, prefix_len in self.plan(encoded, rows, settings.max_new_tokens):
             texts = self._generate_batch(
-                [encoded[i] for i, _ in batch], settings,
+                [encoded[i] for i, _ in batch], prefix_len, settings,
                 [seeds[i] * 1_000_003 + s for i, s in batch],
             )
             for (i, s), text in zip(batch, texts):
@@ -53,69 +60,126 @@ class HFBackend:
                     on_done(i, [t for t in slot if t is not None])
                     del pending[i]
 
-    def _batches(
-        self, rows: list[tuple[int, int]], lengths: list[int], settings: GenerationSettings
+    def plan(
+        self, encoded: list[list[int]], rows: list[tuple[int, int]], new_tokens: int
+    ) -> list[tuple[list[tuple[int, int]], int]]:
+        """Batches of rows, each with the token prefix its rows share (0 = none).
+
+        Rows are grouped by their first PREFIX_PROBE tokens; a group whose common prefix is at
+        least MIN_SHARED_PREFIX long (few-shot preambles, long system prompts) is batched on
+        its own and computes that prefix once per batch. Every other row goes to one pool.
+        Inside each, rows are length-sorted longest-first and packed under the token budget,
+        counting only the tokens a row computes itself. The plan depends only on the prompts,
+        never on which of them are cached, so numerics do not depend on what was resumed.
+        """
+        groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(encoded[row[0]][:PREFIX_PROBE]), []).append(row)
+        pool: list[tuple[int, int]] = []
+        planned: list[tuple[list[tuple[int, int]], int]] = []
+        for members in groups.values():
+            prompts = [encoded[i] for i, _ in members]
+            prefix = _common_prefix(prompts) if len({i for i, _ in members}) > 1 else 0
+            prefix = min(prefix, min(len(p) for p in prompts) - 1)  # each row keeps >= 1 own token
+            if prefix >= MIN_SHARED_PREFIX:
+                planned.extend((batch, prefix) for batch in self._pack(members, encoded, prefix, new_tokens))
+            else:
+                pool.extend(members)
+        planned.extend((batch, 0) for batch in self._pack(pool, encoded, 0, new_tokens))
+        planned.sort(key=lambda b: (-max(len(encoded[i]) for i, _ in b[0]), b[0][0]))
+        return planned
+
+    def _pack(
+        self, rows: list[tuple[int, int]], encoded: list[list[int]], prefix: int, new_tokens: int
     ) -> list[list[tuple[int, int]]]:
+        rows = sorted(rows, key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
         batches: list[list[tuple[int, int]]] = []
         current: list[tuple[int, int]] = []
         longest = 0
-        for row, length in zip(rows, lengths):
-            width = max(longest, length) + settings.max_new_tokens
+        for row in rows:
+            own = len(encoded[row[0]]) - prefix
+            width = max(longest, own) + new_tokens
             if current and (
                 len(current) >= self.max_batch_size or width * (len(current) + 1) > self.max_batch_tokens
             ):
                 batches.append(current)
                 current, longest = [], 0
             current.append(row)
-            longest = max(longest, length)
+            longest = max(longest, own)
         if current:
             batches.append(current)
         return batches
 
     @torch.inference_mode()
-    def _generate_batch(
-        self, token_lists: list[list[int]], settings: GenerationSettings, seeds: list[int]
-    ) -> list[str]:
+    def _prefill(self, token_lists: list[list[int]], prefix_len: int) -> tuple[Any, Any, Any, Any]:
+        """Run the prompts through the model; returns (logits, cache, attention, last positions)."""
         from transformers import DynamicCache
 
-        input_ids, attention = self._left_pad(token_lists)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        out = self.model(
+        batch = len(token_lists)
+        if prefix_len:
+            shared = torch.tensor([token_lists[0][:prefix_len]], device=self.device)
+            self._forward(input_ids=shared, cache=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(batch)
+            suffix_ids, suffix_mask = self._left_pad([t[prefix_len:] for t in token_lists])
+            attention = torch.cat([suffix_mask.new_ones((batch, prefix_len)), suffix_mask], dim=1)
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
+            input_ids = suffix_ids
+        else:
+            input_ids, attention = self._left_pad(token_lists)
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        out = self._forward(
             input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
+            cache=cache, use_cache=True, logits_to_keep=1,
         )
+        return out.logits[:, -1, :], cache, attention, positions[:, -1:]
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, token_lists: list[list[int]], prefix_len: int, settings: GenerationSettings,
+        seeds: list[int],
+    ) -> list[str]:
+        logits, cache, attention, last_pos = self._prefill(token_lists, prefix_len)
         batch = len(token_lists)
         generators = None
         if not settings.greedy:
             generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         generated: list[list[int]] = [[] for _ in range(batch)]
-        done = [False] * batch
-        last_pos = positions[:, -1:]
+        live = list(range(batch))  # original row index of each row still decoding
         for _step in range(settings.max_new_tokens):
-            logits = out.logits[:, -1, :].float()
-            next_tokens = self._pick(logits, settings, generators)
-            for row in range(batch):
-                if done[row]:
-                    continue
-                token = int(next_tokens[row])
+            picks = self._pick(logits.float(), settings, generators)
+            keep: list[int] = []
+            for slot, row in enumerate(live):
+                token = int(picks[slot])
                 if token in self.eos_ids:
-                    done[row] = True
                     continue
                 generated[row].append(token)
                 if settings.stop and self._hit_stop(generated[row], settings.stop):
-                    done[row] = True
-            if all(done):
+                    continue
+                keep.append(slot)
+            if not keep or _step == settings.max_new_tokens - 1:
                 break
-            step_ids = next_tokens.view(batch, 1).to(self.device)
-            step_ids[torch.tensor(done, device=self.device)] = self.pad_id
-            attention = torch.cat([attention, attention.new_ones((batch, 1))], dim=1)
+            if len(keep) < len(live):  # drop finished rows from every per-row tensor
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                attention, last_pos, picks = attention[index], last_pos[index], picks[keep]
+                if generators is not None:
+                    generators = [generators[k] for k in keep]
+                live = [live[k] for k in keep]
+            attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
             last_pos = last_pos + 1
-            out = self.model(
-                input_ids=step_ids, attention_mask=attention, position_ids=last_pos,
-                past_key_values=cache, use_cache=True,
+            out = self._forward(
+                input_ids=picks.view(-1, 1).to(self.device), attention_mask=attention,
+                position_ids=last_pos, cache=cache, use_cache=True,
             )
+            logits = out.logits[:, -1, :]
         return [self._finish(tokens, settings.stop) for tokens in generated]
+
+    def _forward(self, cache: Any = None, **kwargs: Any) -> Any:
+        """One model call; transformers renamed `past_key_values` to `cache` in 5.x."""
+        if cache is not None:
+            kwargs[self._cache_kwarg] = cache
+        return self.model(**kwargs)
 
     def _pick(
         self, logits: torch.Tensor, settings: GenerationSettings,
@@ -151,15 +215,14 @@ class HFBackend:
             ctx = self._encode(context)
             cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
             encoded.append((ctx, cont))
-        order = sorted(range(len(pairs)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
-        lengths = [len(encoded[i][0]) + len(encoded[i][1]) for i in order]
-        rows = [(i, 0) for i in order]
-        greedy = GenerationSettings(max_new_tokens=0)
-        for batch in self._batches(rows, lengths, greedy):
-            full = [encoded[i][0] + encoded[i][1] for i, _ in batch]
+        joined = [ctx + cont for ctx, cont in encoded]
+        rows = [(i, 0) for i in range(len(pairs))]
+        batches = [b for b, _ in self.plan(joined, rows, 0)]
+        for batch in batches:
+            full = [joined[i] for i, _ in batch]
             input_ids, attention = self._left_pad(full)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(
+            logits = self._forward(
                 input_ids=input_ids, attention_mask=attention, position_ids=positions
             ).logits.float()
             logprobs = torch.log_softmax(logits, dim=-1)
@@ -200,3 +263,14 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
         elif isinstance(source, (list, tuple)):
             ids.update(int(x) for x in source)
     return ids
+
+
+def _common_prefix(token_lists: list[list[int]]) -> int:
+    first = token_lists[0]
+    length = min(len(t) for t in token_lists)
+    for tokens in token_lists[1:]:
+        i = 0
+        while i < length and tokens[i] == first[i]:
+            i += 1
+        length = i
+    return length

@@ -102,7 +102,6 @@ def load_model(
         raise TrustError(f"--model={entry.name}: cannot load weights: {_first_line(exc)}") from None
     model.to(device)
     model.eval()
-    model.requires_grad_(False)
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
 
 
