@@ -146,7 +146,8 @@ def compressed_model(request: pytest.FixtureRequest, trust_session: TrustSession
     """Handle on one compressed config (None in a dense-only profile run)."""
     spec = getattr(request, "param", None)
     if spec is None:
-        return None
+        yield None
+        return
     handle = trust_session.handle(spec)
     yield handle
     handle.engine.release()

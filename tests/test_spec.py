@@ -1,0 +1,91 @@
+"""The --compress grammar: canonical spellings, resolved identities, and one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from comptrust_plugin.spec import DENSE, SpecError, parse_spec, parse_specs
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("dense", "dense"),
+        ("mag-50", "mag-50"),
+        ("magnitude-50", "mag-50"),
+        ("MAG-50", "mag-50"),
+        ("wanda-2:4", "wanda-2:4"),
+        ("sparsegpt-4:8", "sparsegpt-4:8"),
+        ("sparse-gpt-60", "sparsegpt-60"),
+        ("rtn-4", "rtn-4"),
+        ("rtn-4-g128", "rtn-4"),
+        ("rtn-3-g-1", "rtn-3-g-1"),
+        ("gptq-4-g64-act", "gptq-4-g64-act"),
+        ("gptq-w4g128", "gptq-4"),
+        ("gptq-4-seed3-ns64-damp0.05", "gptq-4-seed3-ns64-damp0.05"),
+        ("awq-4-cal=mydata.txt", "awq-4-cal=mydata.txt"),
+        ("wanda-50-seed0", "wanda-50"),
+        ("hub:compressed-llm/llama-2-13b-chat-gptq@4bit_128g", "hub:compressed-llm/llama-2-13b-chat-gptq@4bit_128g"),
+    ],
+)
+def test_canonical_spelling(text: str, canonical: str) -> None:
+    assert parse_spec(text).canonical == canonical
+
+
+def test_canonical_round_trips() -> None:
+    for text in ("mag-50", "wanda-2:4", "gptq-3-g-1-act-seed2", "awq-8-ns32", "rtn-2-g32"):
+        spec = parse_spec(text)
+        assert parse_spec(spec.canonical) == spec
+
+
+def test_identity_lists_defaults_so_spellings_share_a_key() -> None:
+    a, b = parse_spec("gptq-4"), parse_spec("gptq-4-g128-seed0-ns128")
+    assert a.identity() == b.identity()
+    assert a.identity()["group_size"] == 128 and a.identity()["n_samples"] == 128
+    assert parse_spec("gptq-4").identity() != parse_spec("gptq-4-seed1").identity()
+
+
+def test_fields() -> None:
+    spec = parse_spec("sparsegpt-2:4")
+    assert spec.n_m == (2, 4) and spec.sparsity is None and spec.is_pruning and spec.is_calibrated
+    spec = parse_spec("rtn-4")
+    assert spec.bits == 4 and spec.is_quantization and not spec.is_calibrated
+    assert parse_spec("dense") is DENSE and DENSE.is_dense
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "suggestion"),
+    [
+        ("wanda-0", "out of range 1..99", "wanda-1"),
+        ("wanda-100", "out of range 1..99", "wanda-99"),
+        ("gptq-1", "out of range 2..8", "gptq-2"),
+        ("gptq-9", "out of range 2..8", "gptq-8"),
+        ("wanda-4:4", "N < M", "wanda-2:4"),
+        ("wanda-5:4", "N < M", "wanda-2:4"),
+        ("wandaa-50", "unknown method", "wanda-50"),
+        ("gtpq-4", "unknown method", "gptq-4"),
+        ("gptq-4-actt", "unknown knob", "gptq-4-act"),
+        ("rtn-4-act", "act-order is a GPTQ knob", "gptq-4-act"),
+        ("mag-50-g128", "group size applies to quantization", "mag-50"),
+        ("mag-50-seed3", "no calibration data", "mag-50"),
+        ("gptq", "missing level", "gptq-4"),
+        ("mag-abc", "not a sparsity percent", "mag-50"),
+        ("dense-4", "dense takes no level", "dense"),
+    ],
+)
+def test_bad_specs_name_the_nearest_valid_spelling(text: str, reason: str, suggestion: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    message = str(info.value)
+    assert reason in message and f"'{suggestion}'" in message
+    assert "\n" not in message
+
+
+def test_several_specs_comma_and_repeat_dedupe() -> None:
+    specs = parse_specs(["wanda-50,gptq-4", "gptq-4-g128", "mag-2:4"])
+    assert [s.canonical for s in specs] == ["wanda-50", "gptq-4", "mag-2:4"]
+
+
+def test_empty_spec_is_an_error() -> None:
+    with pytest.raises(SpecError):
+        parse_specs([" , "])
