@@ -5,6 +5,7 @@ All science lives in the modules this file calls (session, gate, dimensions, rep
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from .errors import TrustError
 from .gate import parse_tolerance
 from .models.registry import DEFAULT_MODEL, known_models
-from .report import render_table, write_json_report
+from .report import merge_reports, render_table, write_json_report
 from .session import TrustOptions, TrustSession, default_cache_dir, parse_samples
 from .spec import SpecError, parse_specs
 
@@ -24,6 +25,7 @@ DIMENSION_NAMES = (
 
 _session_key = pytest.StashKey[TrustSession]()
 _options_key = pytest.StashKey[TrustOptions]()
+_worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,6 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (TrustError, SpecError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_options_key] = options
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "comptrust-xdist")
 
 
 def _session(config: pytest.Config) -> TrustSession:
@@ -169,20 +173,33 @@ def trust_check(trust_session: TrustSession, dense_model: Any, compressed_model:
     return check
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def _final_report(config: pytest.Config) -> dict[str, Any] | None:
+    """This process's report, or on an xdist controller the merge of its workers' reports."""
+    worker_reports = config.stash.get(_worker_reports_key, [])
+    if worker_reports:
+        return merge_reports(worker_reports)
     session = config.stash.get(_session_key, None)
     if session is None or not session.rows:
+        return None
+    return session.report()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # workers hand their rows to the controller, which prints one table
+    report = _final_report(config)
+    if report is None:
         return
+    settings = report["settings"]
     terminalreporter.write_sep("=", "comptrust trust summary")
-    info = session.run_info()
     terminalreporter.write_line(
-        f"model {info.model}  samples={info.settings['samples']}  scoring={info.settings['variant']}  "
-        f"device={info.settings['device']} dtype={info.settings['dtype']}"
+        f"model {report['model']['name']}  samples={settings['samples']}  scoring={settings['variant']}  "
+        f"device={settings['device']} dtype={settings['dtype']}"
     )
-    terminalreporter.write_line(render_table(session.rows))
-    for event in session.events:
+    terminalreporter.write_line(render_table(report["results"]))
+    for event in report.get("events", []):
         terminalreporter.write_line(f"  {event}")
-    for config_name, stats in session.engine_stats().items():
+    for config_name, stats in report.get("engine", {}).items():
         terminalreporter.write_line(
             f"  {config_name}: {stats['cache_hits']} cached answers, {stats['computed']} computed"
         )
@@ -190,8 +207,25 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    trust = config.stash.get(_session_key, None)
-    path = config.getoption("trust_report", None)
-    if trust is None or not path or not trust.rows:
+    if hasattr(config, "workerinput"):
+        trust = config.stash.get(_session_key, None)
+        if trust is not None and trust.rows:
+            config.workeroutput["comptrust_report"] = json.dumps(trust.report())
         return
-    write_json_report(Path(path), trust.report())
+    path = config.getoption("trust_report", None)
+    report = _final_report(config)
+    if path and report is not None:
+        write_json_report(Path(path), report)
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is active: collect each worker's report."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        payload = getattr(node, "workeroutput", {}).get("comptrust_report")
+        if payload:
+            self.config.stash.setdefault(_worker_reports_key, []).append(json.loads(payload))

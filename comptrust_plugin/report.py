@@ -40,23 +40,44 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def render_table(rows: list[ResultRow]) -> str:
+def render_table(results: list[dict[str, Any]]) -> str:
+    """The terminal table, from the JSON report's `results` entries."""
     headers = ["dimension", "config", "dense", "compressed", "delta", "tol", "verdict",
                "refusal shift", "flips %", "kappa"]
     body = []
-    for row in sorted(rows, key=lambda r: (r.verdict.dimension, r.verdict.config)):
-        v = row.verdict
-        shift = _fmt(v.refusal_shift, signed=True)
-        if v.refusal_flag:
+    for r in sorted(results, key=lambda r: (r["dimension"], r["config"])):
+        shift = _fmt(r["refusal_shift"], signed=True)
+        if r.get("refusal_flag"):
             shift += " (!)"
-        kappa = v.agreement.kappa if v.agreement else None
+        compressed = r["compressed"]["score"] if r["compressed"] else None
         body.append([
-            v.dimension, v.config, _fmt(v.dense), _fmt(v.compressed), _fmt(v.delta, signed=True),
-            f"{v.tolerance:g}", v.status, shift,
-            _fmt(v.agreement.flip_rate) if v.agreement else "-",
-            "-" if kappa is None else f"{kappa:.2f}",
+            r["dimension"], r["config"], _fmt(r["dense"]["score"]), _fmt(compressed),
+            _fmt(r["delta"], signed=True), f"{r['tolerance']:g}", r["verdict"], shift,
+            _fmt(r["flip_rate"]), "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
         ])
     return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from several (xdist workers): results concatenated, engine stats summed."""
+    if not reports:
+        raise ValueError("no reports to merge")
+    merged = dict(reports[0])
+    results = [row for report in reports for row in report["results"]]
+    merged["results"] = sorted(results, key=lambda r: (r["dimension"], r["config"]))
+    merged["passed"] = all(r["verdict"] != "FAIL" for r in results)
+    engine: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for name, stats in report.get("engine", {}).items():
+            into = engine.setdefault(name, {"cache_hits": 0, "computed": 0, "model_loaded": False, "seconds": 0.0})
+            into["cache_hits"] += stats["cache_hits"]
+            into["computed"] += stats["computed"]
+            into["model_loaded"] = into["model_loaded"] or stats["model_loaded"]
+            into["seconds"] = round(into["seconds"] + stats["seconds"], 3)
+    merged["engine"] = engine
+    merged["events"] = [event for report in reports for event in report.get("events", [])]
+    jsonschema.validate(merged, schema("report"))
+    return merged
 
 
 def _result_json(result: DimensionResult) -> dict[str, Any]:

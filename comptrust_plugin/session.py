@@ -290,7 +290,7 @@ class TrustSession:
                 "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
             },
             configs=[s.canonical for s in self.options.specs],
-            extra={"engine": self.engine_stats()},
+            extra={"engine": self.engine_stats(), "events": list(self.events)},
         )
 
     def engine_stats(self) -> dict[str, Any]:

@@ -124,3 +124,22 @@ def test_dt_scoring_variant_is_selectable(
     _run(pytester, cache, f"--model={says_wrong_model}", "--trust-scoring=dt", f"--trust-report={report}")
     row = json.loads(report.read_text())["results"][0]
     assert row["dense"]["variant"] == "dt"
+
+
+@pytest.mark.parametrize("mode", [[], ["-n", "0"], ["-n", "2"]], ids=["no-xdist", "n0", "n2"])
+def test_xdist_modes_give_one_table_and_identical_results(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path,
+    tmp_path: Path, mode: list[str],
+) -> None:
+    report = tmp_path / "report.json"
+    result = _run(
+        pytester, cache, f"--model={says_wrong_model}", f"--compress=mag-50,hub:{says_not_wrong_model}",
+        f"--trust-report={report}", *mode,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.stdout.str().count("comptrust trust summary") == 1
+    rows = json.loads(report.read_text())["results"]
+    assert [(r["config"], r["verdict"], r["delta"], r["flip_rate"]) for r in rows] == [
+        ("hub:" + str(says_not_wrong_model), "FAIL", -50.0, 100.0),
+        ("mag-50", "pass", 0.0, 0.0),
+    ]
