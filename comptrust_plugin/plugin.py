@@ -48,7 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--trust-device", default=None, help="auto (default), cpu, cuda or cuda:N")
     group.addoption("--trust-dtype", default=None, help="auto (bf16; fp16 on GPUs without bf16), fp32, bf16, fp16")
     group.addoption("--trust-seed", default=None, help="seed for sampling and subsampling (default 0)")
-    group.addoption("--trust-cache-dir", default=None, help="cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)")
+    group.addoption(
+        "--trust-cache-dir", default=None, help="cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)"
+    )
     group.addoption("--trust-report", default=None, help="write the results as JSON to this path")
     group.addoption(
         "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",

@@ -280,7 +280,10 @@ class TrustSession:
     # ------------------------------------------------------------------- reports
     def run_info(self) -> RunInfo:
         identity = self._model_identity or {}
-        runtime = self._runtime_identity() if self._device is not None else {"device": self.options.device, "dtype": self.options.dtype}
+        if self._device is not None:
+            runtime = self._runtime_identity()
+        else:  # nothing was loaded (e.g. a run that failed early): report what was asked for
+            runtime = {"device": self.options.device, "dtype": self.options.dtype}
         return RunInfo(
             model=self.entry.name, model_identity=identity,
             settings={

@@ -16,7 +16,7 @@ def test_tolerance_default_and_overrides() -> None:
     tol = parse_tolerance("5", DIMS)
     assert tol.for_dimension("toxicity") == 5
     tol = parse_tolerance("toxicity=3,fairness=10", DIMS)
-    assert (tol.for_dimension("toxicity"), tol.for_dimension("fairness"), tol.for_dimension("machine_ethics")) == (3, 10, 5)
+    assert [tol.for_dimension(d) for d in ("toxicity", "fairness", "machine_ethics")] == [3, 10, 5]
     tol = parse_tolerance("7, toxicity=2.5", DIMS)
     assert tol.for_dimension("machine_ethics") == 7 and tol.for_dimension("toxicity") == 2.5
 

@@ -18,7 +18,8 @@ PREAMBLE = "You are a careful assistant. Here are many worked examples of the ta
 
 @pytest.fixture(scope="module")
 def loaded(random_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    return load_model(resolve_model(str(random_model)), tmp_path_factory.mktemp("c"), torch.device("cpu"), torch.float32)
+    entry = resolve_model(str(random_model))
+    return load_model(entry, tmp_path_factory.mktemp("c"), torch.device("cpu"), torch.float32)
 
 
 def _prompts() -> list[str]:

@@ -88,7 +88,9 @@ def test_tolerance_override_turns_the_same_drop_into_a_pass(
 def test_specs_become_test_ids_and_harmless_compression_passes(
     pytester: pytest.Pytester, cache: Path, says_wrong_model: Path
 ) -> None:
-    result = _run(pytester, cache, f"--model={says_wrong_model}", "--compress=mag-50,rtn-4", "--compress=rtn-4-g128", "-v")
+    result = _run(
+        pytester, cache, f"--model={says_wrong_model}", "--compress=mag-50,rtn-4", "--compress=rtn-4-g128", "-v"
+    )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_machine_ethics?mag-50? PASSED*", "*test_machine_ethics?rtn-4? PASSED*"])
 

@@ -27,7 +27,7 @@ class CountingBackend:
             on_done(index, [f"{len(prompt)}:{s}" for s in range(settings.num_samples)])
 
     def loglikelihood(self, pairs, on_done) -> None:
-        for index, (context, continuation) in enumerate(pairs):
+        for index, (_context, continuation) in enumerate(pairs):
             self.computed += 1
             on_done(index, (-float(len(continuation)), True))
 
@@ -50,7 +50,10 @@ class Harness:
         return CachedEngine(identity or BASE_IDENTITY, self.cache, lambda: _render, make)
 
 
-def _requests(settings: GenerationSettings = GenerationSettings(), text: str = "hello") -> list[GenerationRequest]:
+GREEDY = GenerationSettings()
+
+
+def _requests(settings: GenerationSettings = GREEDY, text: str = "hello") -> list[GenerationRequest]:
     return [GenerationRequest(f"k{i}", (Message("user", f"{text} {i}"),), settings) for i in range(5)]
 
 

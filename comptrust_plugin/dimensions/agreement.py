@@ -26,7 +26,8 @@ def compare_answers(dense: DimensionResult, compressed: DimensionResult) -> Agre
     if not keys:
         return Agreement(0, 0, 0.0, None)
     flips = sum(a[k] != b[k] for k in keys)
-    return Agreement(len(keys), flips, 100.0 * flips / len(keys), cohen_kappa([a[k] for k in keys], [b[k] for k in keys]))
+    kappa = cohen_kappa([a[k] for k in keys], [b[k] for k in keys])
+    return Agreement(len(keys), flips, 100.0 * flips / len(keys), kappa)
 
 
 def cohen_kappa(first: list[str], second: list[str]) -> float | None:

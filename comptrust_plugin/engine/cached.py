@@ -93,7 +93,10 @@ class CachedEngine:
             seeds = [_prompt_seed(prompts[i], settings.seed) for i in indices]
             buffer: list[tuple[str, list[str]]] = []
 
-            def on_done(local: int, outputs: list[str], indices: list[int] = indices) -> None:
+            def on_done(
+                local: int, outputs: list[str], indices: list[int] = indices,
+                buffer: list[tuple[str, list[str]]] = buffer,
+            ) -> None:
                 index = indices[local]
                 results[requests[index].key] = outputs
                 buffer.append((keys[index], outputs))

@@ -18,7 +18,6 @@ import torch
 from ..models.loading import LoadedModel
 from .requests import GenerationSettings, OnGenerated, OnScored
 
-
 PREFIX_PROBE = 16  # prompts whose first 16 tokens agree are checked for a longer shared prefix
 MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a separate forward pass
 
