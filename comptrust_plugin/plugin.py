@@ -56,6 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
     )
     group.addoption(
+        "--trust-toxicity-scorer", default=None,
+        help="toxicity scorer: profanity-check (default, offline), perspective ($PERSPECTIVE_API_KEY), hf:MODEL",
+    )
+    group.addoption(
         "--trust-remote-code", action="store_true", default=False,
         help="allow model repositories to run their own Python code (off by default)",
     )
@@ -68,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("trust_dtype", "default --trust-dtype", "auto"),
         ("trust_cache_dir", "default --trust-cache-dir", ""),
         ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
+        ("trust_toxicity_scorer", "default --trust-toxicity-scorer", "profanity-check"),
     ):
         parser.addini(name, help_text, default=default)
 
@@ -97,6 +102,7 @@ def _options(config: pytest.Config) -> TrustOptions:
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         variant=_value(config, "trust_scoring", "trust_scoring"),
         trust_remote_code=bool(config.getoption("trust_remote_code")),
+        toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
     )
 
 

@@ -23,6 +23,8 @@ from .gate import Tolerance, Verdict, gate
 from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report
+from .scorers import check_scorer_name
+from .storage import stable_hash
 from .spec import DENSE, CompressionSpec
 
 VARIANTS = ("comptrust-paper", "dt")
@@ -59,6 +61,7 @@ class TrustOptions:
     cache_dir: Path = field(default_factory=default_cache_dir)
     variant: str = "comptrust-paper"
     trust_remote_code: bool = False
+    toxicity_scorer: str = "profanity-check"
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
@@ -68,6 +71,7 @@ class TrustOptions:
             raise TrustError(f"--trust-dtype={self.dtype}: choose one of {', '.join(DTYPE_NAMES)}")
         if self.variant not in VARIANTS:
             raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(VARIANTS)}")
+        check_scorer_name(self.toxicity_scorer)
         return resolve_model(self.model)
 
 
@@ -90,6 +94,7 @@ class TrustSession:
         self._tokenizers: dict[str, Any] = {}
         self._handles: dict[str, ModelHandle] = {}
         self._probes: dict[str, Any] = {}
+        self._scorer: Any = None
         self._results: dict[tuple[str, str], DimensionResult] = {}
         self._seconds: dict[tuple[str, str], float] = {}
         self.rows: list[ResultRow] = []
@@ -140,12 +145,17 @@ class TrustSession:
             self._handles[key] = self._make_handle(spec)
         return self._handles[key]
 
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            from .engine.cache import ResponseCache
+
+            self._cache = ResponseCache(self.cache_dir / "responses.sqlite3")
+        return self._cache
+
     def _make_handle(self, spec: CompressionSpec) -> ModelHandle:
-        from .engine.cache import ResponseCache
         from .engine.cached import CachedEngine
 
-        if self._cache is None:
-            self._cache = ResponseCache(self.cache_dir / "responses.sqlite3")
         entry = self.entry
         if spec.method == "hub":
             assert spec.hub_repo is not None
@@ -164,7 +174,7 @@ class TrustSession:
         return ModelHandle(
             config=spec.canonical, spec=spec,
             engine=CachedEngine(
-                identity, self._cache,
+                identity, self.cache,
                 renderer=lambda: self._renderer(entry),
                 backend=lambda: self._backend(spec, entry),
             ),
@@ -253,9 +263,34 @@ class TrustSession:
             probe_set = self.probes(dimension)
             selected = dimension.select(probe_set.probes, self.options.samples, self.options.seed)
             outputs = handle.engine.generate(dimension.build_requests(selected))
-            self._results[key] = dimension.score(selected, outputs, self.options.variant)
+            extra: dict[str, Any] = {}
+            if hasattr(dimension, "texts_to_score"):  # dimensions rated by an external scorer
+                extra["scores"] = self.toxicity_scores(dimension.texts_to_score(selected, outputs))
+            self._results[key] = dimension.score(selected, outputs, self.options.variant, **extra)
             self._seconds[key] = time.perf_counter() - start
         return self._results[key]
+
+    @property
+    def scorer(self) -> Any:
+        if self._scorer is None:
+            from .scorers import make_scorer
+
+            self._scorer = make_scorer(self.options.toxicity_scorer)
+        return self._scorer
+
+    def toxicity_scores(self, texts: list[str]) -> dict[str, float]:
+        """Scorer values for `texts`, cached by (scorer identity, text) like model answers."""
+        identity = self.scorer.identity()
+        keys = {text: stable_hash({"kind": "toxicity", "scorer": identity, "text": text}) for text in texts}
+        found = self.cache.get_many(list(keys.values()))
+        result = {t: float(found[k]) for t, k in keys.items() if isinstance(found.get(k), (int, float))}
+        missing = [t for t in texts if t not in result]
+        for start in range(0, len(missing), 256):  # stored chunk by chunk: an interrupted run keeps them
+            chunk = missing[start : start + 256]
+            values = self.scorer.score(chunk)
+            self.cache.put_many([(keys[t], v) for t, v in zip(chunk, values)])
+            result.update(zip(chunk, values))
+        return result
 
     def check(
         self, dimension: ModuleType, dense: ModelHandle, compressed: ModelHandle | None
@@ -293,7 +328,10 @@ class TrustSession:
                 "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
             },
             configs=[s.canonical for s in self.options.specs],
-            extra={"engine": self.engine_stats(), "events": list(self.events)},
+            extra={
+                "engine": self.engine_stats(), "events": list(self.events),
+                "scorers": {"toxicity": self._scorer.identity()} if self._scorer is not None else {},
+            },
         )
 
     def engine_stats(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class HFBackend:
         for batch, prefix_len in self.plan(encoded, rows, settings.max_new_tokens):
             texts = self._generate_batch(
                 [encoded[i] for i, _ in batch], prefix_len, settings,
-                [seeds[i] * 1_000_003 + s for i, s in batch],
+                [(seeds[i] * 1_000_003 + s) % (2**63 - 1) for i, s in batch],
             )
             for (i, s), text in zip(batch, texts):
                 slot = pending.setdefault(i, [None] * settings.num_samples)

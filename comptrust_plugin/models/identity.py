@@ -34,7 +34,7 @@ def model_identity(entry: ModelEntry, cache_dir: Path) -> dict[str, object]:
     }
 
 
-def local_dir_hash(directory: Path, cache_dir: Path) -> str:
+def local_dir_hash(directory: Path, cache_dir: Path | None) -> str:
     """Hash over every file of a model directory (names and contents)."""
     listing = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):

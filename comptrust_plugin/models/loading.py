@@ -64,9 +64,17 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def _quiet_transformers() -> None:
+    """Progress bars from weight loading would flood every test's captured output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_tokenizer(entry: ModelEntry, cache_dir: Path, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
+    _quiet_transformers()
     source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
