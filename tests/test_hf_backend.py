@@ -90,3 +90,28 @@ def test_loglikelihood_matches_a_direct_computation(loaded) -> None:
             logprobs = torch.log_softmax(loaded.model(ids).logits.float(), dim=-1)[0]
         expected = sum(float(logprobs[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
         assert got[index][0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path: Path) -> None:
+    """Half the answers lost (an interrupted run): the rerun computes only batches holding a lost
+    answer, batched exactly as before, so even bf16 numerics give the very same answers."""
+    from comptrust_plugin.engine.cache import ResponseCache
+    from comptrust_plugin.engine.cached import CachedEngine
+    from comptrust_plugin.engine.requests import GenerationRequest
+    from comptrust_plugin.models.chat import Message
+
+    loaded = load_model(resolve_model(str(random_model)), tmp_path, torch.device("cpu"), torch.bfloat16)
+    settings = GenerationSettings(max_new_tokens=6, stop=())
+    requests = [GenerationRequest(f"r{i}", (Message("user", p),), settings) for i, p in enumerate(_prompts())]
+
+    def engine(cache: ResponseCache) -> CachedEngine:
+        return CachedEngine({"m": 1}, cache, lambda: lambda ms: ms[-1].content, lambda: HFBackend(loaded, max_batch_size=4))
+
+    cache = ResponseCache(tmp_path / "c.sqlite3")
+    full = engine(cache).generate(requests)
+    keys = sorted(r[0] for r in cache._conn.execute("SELECT key FROM responses"))
+    with cache._conn:
+        cache._conn.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in keys[::2]])
+    resumed = engine(cache)
+    assert resumed.generate(requests) == full
+    assert 0 < resumed.stats.misses < len(requests)

@@ -21,8 +21,10 @@ class CountingBackend:
     def __init__(self) -> None:
         self.computed = 0
 
-    def generate(self, prompts: Sequence[str], settings: GenerationSettings, seeds, on_done) -> None:
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings, seeds, on_done, needed=None) -> None:
         for index, prompt in enumerate(prompts):
+            if needed is not None and index not in needed:
+                continue
             self.computed += 1
             on_done(index, [f"{len(prompt)}:{s}" for s in range(settings.num_samples)])
 

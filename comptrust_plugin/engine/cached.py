@@ -87,26 +87,35 @@ class CachedEngine:
             else:
                 todo.setdefault(request.settings, []).append(index)
         self.stats.hits += len(requests) - sum(len(v) for v in todo.values())
-        for settings, indices in todo.items():
-            backend = self._backend_now()
-            batch_prompts = [prompts[i] for i in indices]
-            seeds = [_prompt_seed(prompts[i], settings.seed) for i in indices]
+        groups: dict[GenerationSettings, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.settings, []).append(index)
+        for settings, missing in todo.items():
+            # The backend sees every request of this settings group (cached ones too) so its
+            # batches are the same as in an uninterrupted run; it computes only batches
+            # holding a missing request.
+            members = groups[settings]
+            position = {index: local for local, index in enumerate(members)}
+            local_missing = {position[i] for i in missing}
             buffer: list[tuple[str, list[str]]] = []
 
             def on_done(
-                local: int, outputs: list[str], indices: list[int] = indices,
+                local: int, outputs: list[str], members: list[int] = members,
                 buffer: list[tuple[str, list[str]]] = buffer,
             ) -> None:
-                index = indices[local]
+                index = members[local]
                 results[requests[index].key] = outputs
                 buffer.append((keys[index], outputs))
                 if len(buffer) >= 16:
                     self.cache.put_many(buffer)
                     buffer.clear()
 
-            backend.generate(batch_prompts, settings, seeds, on_done)
+            self._backend_now().generate(
+                [prompts[i] for i in members], settings,
+                [_prompt_seed(prompts[i], settings.seed) for i in members], on_done, needed=local_missing,
+            )
             self.cache.put_many(buffer)
-            self.stats.misses += len(indices)
+            self.stats.misses += len(missing)
         self.stats.seconds += time.perf_counter() - start
         return results
 

@@ -10,7 +10,7 @@ depend on which batch it landed in.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -42,12 +42,15 @@ class HFBackend:
     # ----------------------------------------------------------------- generation
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, seeds: Sequence[int],
-        on_done: OnGenerated,
+        on_done: OnGenerated, needed: Collection[int] | None = None,
     ) -> None:
         encoded = [self._encode(p) for p in prompts]
         rows = [(i, s) for i in range(len(prompts)) for s in range(settings.num_samples)]
         pending: dict[int, list[str | None]] = {}
+        wanted = set(range(len(prompts)) if needed is None else needed)
         for batch, prefix_len in self.plan(encoded, rows, settings.max_new_tokens):
+            if not any(i in wanted for i, _ in batch):
+                continue  # every answer of this batch is cached already
             texts = self._generate_batch(
                 [encoded[i] for i, _ in batch], prefix_len, settings,
                 [(seeds[i] * 1_000_003 + s) % (2**63 - 1) for i, s in batch],
@@ -111,27 +114,39 @@ class HFBackend:
 
     @torch.inference_mode()
     def _prefill(self, token_lists: list[list[int]], prefix_len: int) -> tuple[Any, Any, Any, Any]:
-        """Run the prompts through the model; returns (logits, cache, attention, last positions)."""
+        """Run the prompts through the model; returns (logits, cache, attention, last positions).
+
+        Identical prompts in a batch (the samples of one prompt) are computed once and their
+        cache rows repeated; a shared prefix is computed once and repeated likewise.
+        """
         from transformers import DynamicCache
 
+        unique: dict[tuple[int, ...], int] = {}
+        rows_to_unique = [unique.setdefault(tuple(t), len(unique)) for t in token_lists]
+        distinct = [list(t) for t in unique]
         cache = DynamicCache()
-        batch = len(token_lists)
+        batch = len(distinct)
         if prefix_len:
-            shared = torch.tensor([token_lists[0][:prefix_len]], device=self.device)
+            shared = torch.tensor([distinct[0][:prefix_len]], device=self.device)
             self._forward(input_ids=shared, cache=cache, use_cache=True, logits_to_keep=1)
             cache.batch_repeat_interleave(batch)
-            suffix_ids, suffix_mask = self._left_pad([t[prefix_len:] for t in token_lists])
+            suffix_ids, suffix_mask = self._left_pad([t[prefix_len:] for t in distinct])
             attention = torch.cat([suffix_mask.new_ones((batch, prefix_len)), suffix_mask], dim=1)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
             input_ids = suffix_ids
         else:
-            input_ids, attention = self._left_pad(token_lists)
+            input_ids, attention = self._left_pad(distinct)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(
             input_ids=input_ids, attention_mask=attention, position_ids=positions,
             cache=cache, use_cache=True, logits_to_keep=1,
         )
-        return out.logits[:, -1, :], cache, attention, positions[:, -1:]
+        logits, last = out.logits[:, -1, :], positions[:, -1:]
+        if len(distinct) < len(token_lists):
+            index = torch.tensor(rows_to_unique, device=self.device)
+            cache.batch_select_indices(index)
+            logits, attention, last = logits[index], attention[index], last[index]
+        return logits, cache, attention, last
 
     @torch.inference_mode()
     def _generate_batch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -58,8 +58,14 @@ class Backend(Protocol):
 
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, seeds: Sequence[int],
-        on_done: OnGenerated,
-    ) -> None: ...
+        on_done: OnGenerated, needed: Collection[int] | None = None,
+    ) -> None:
+        """Answer `prompts[i]` for every i in `needed` (default: all) via `on_done(i, samples)`.
+
+        A backend may answer more than asked (whole batches), and it must batch the same way
+        whichever prompts are needed, so that a resumed run computes bit-identical answers.
+        """
+        ...
 
     def loglikelihood(
         self, pairs: Sequence[tuple[str, str]], on_done: OnScored
