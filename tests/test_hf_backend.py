@@ -105,7 +105,8 @@ def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path
     requests = [GenerationRequest(f"r{i}", (Message("user", p),), settings) for i, p in enumerate(_prompts())]
 
     def engine(cache: ResponseCache) -> CachedEngine:
-        return CachedEngine({"m": 1}, cache, lambda: lambda ms: ms[-1].content, lambda: HFBackend(loaded, max_batch_size=4))
+        render = lambda: lambda messages: messages[-1].content  # noqa: E731
+        return CachedEngine({"m": 1}, cache, render, lambda: HFBackend(loaded, max_batch_size=4))
 
     cache = ResponseCache(tmp_path / "c.sqlite3")
     full = engine(cache).generate(requests)

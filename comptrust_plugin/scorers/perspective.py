@@ -74,7 +74,9 @@ class PerspectiveScorer:
             except urllib.error.HTTPError as exc:
                 problem = f"HTTP {exc.code}"
                 if exc.code != 429 and exc.code < 500:
-                    raise TrustError(f"Perspective API refused the request ({problem}); check the key and quota") from None
+                    raise TrustError(
+                        f"Perspective API refused the request ({problem}); check the key and quota"
+                    ) from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 problem = type(exc).__name__
             except (KeyError, TypeError, ValueError):
