@@ -98,12 +98,12 @@ class CompressionSpec:
         if self.is_calibrated:
             if self.seed != DEFAULT_SEED:
                 parts.append(f"seed{self.seed}")
-            if self.calibration != DEFAULT_CALIBRATION:
-                parts.append(f"cal={self.calibration}")
             if self.n_samples != DEFAULT_CAL_SAMPLES:
                 parts.append(f"ns{self.n_samples}")
             if self.damp != DEFAULT_DAMP and self.method in ("sparsegpt", "gptq"):
                 parts.append(f"damp{self.damp:g}")
+            if self.calibration != DEFAULT_CALIBRATION:
+                parts.append(f"cal={self.calibration}")  # last: its value may contain dashes
         return "-".join(parts)
 
     def identity(self) -> dict[str, object]:
@@ -148,10 +148,15 @@ def parse_spec(text: str) -> CompressionSpec:
         if not repo or " " in repo:
             raise _fail(raw, "hub: needs a repository id or a local directory", "hub:org/model@main")
         return CompressionSpec(method="hub", hub_repo=repo, hub_revision=revision or None)
-    lowered = text.lower()
+    # Everything is case-insensitive except a `cal=` value (a file path or dataset name).
+    # `cal=` is always the last knob, so its value may contain dashes.
+    head, sep, cal_tail = text.partition("-cal=")
+    lowered = head.lower()
     # `g-1` is the one knob that contains the separator; protect it before splitting.
     tokens = lowered.replace("-g-1", "-g~1").split("-")
     tokens = [t.replace("g~1", "g-1") for t in tokens]
+    if sep:
+        tokens.append(f"cal={cal_tail}")
     method = METHOD_ALIASES.get(tokens[0], tokens[0])
     if method == "sparse" and len(tokens) > 1 and tokens[1] == "gpt":  # "sparse-gpt-50"
         method, tokens = "sparsegpt", ["sparsegpt", *tokens[2:]]

@@ -89,3 +89,10 @@ def test_several_specs_comma_and_repeat_dedupe() -> None:
 def test_empty_spec_is_an_error() -> None:
     with pytest.raises(SpecError):
         parse_specs([" , "])
+
+
+def test_calibration_path_keeps_its_case() -> None:
+    spec = parse_spec("GPTQ-4-seed2-cal=/Data/My-Corpus.txt")
+    assert spec.calibration == "/Data/My-Corpus.txt" and spec.seed == 2
+    assert spec.canonical == "gptq-4-seed2-cal=/Data/My-Corpus.txt"
+    assert parse_spec(spec.canonical) == spec

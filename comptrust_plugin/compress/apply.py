@@ -13,9 +13,10 @@ from ..spec import CompressionSpec
 from .grid import quantize_rtn
 from .layers import model_linears
 from .magnitude import magnitude_prune_
+from .runner import BlockCompressor
 
 # Bumped whenever a method's numerics change: part of every artifact's identity.
-METHOD_VERSIONS = {"mag": 1, "rtn": 1}
+METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 1, "sparsegpt": 1, "gptq": 1, "awq": 1}
 
 
 @dataclass
@@ -39,7 +40,35 @@ def method_version(spec: CompressionSpec) -> int:
 def compression_identity(spec: CompressionSpec) -> dict[str, object]:
     """What, beyond the spec itself, decides the compressed weights: the method's code
     version and, for calibrated methods, the calibration data's identity."""
-    return {"method_version": method_version(spec), "calibration": None}
+    version = method_version(spec)
+    if not spec.is_calibrated:
+        return {"method_version": version, "calibration": None}
+    from .calibration import calibration_identity
+
+    return {"method_version": version, "calibration": calibration_identity(spec)}
+
+
+def make_compressor(spec: CompressionSpec) -> BlockCompressor:
+    """The block step of a calibrated method, configured from the spec's resolved knobs."""
+    fraction = spec.sparsity / 100 if spec.sparsity is not None else None
+    if spec.method == "wanda":
+        from .wanda import WandaCompressor
+
+        return WandaCompressor(fraction, spec.n_m)
+    if spec.method == "sparsegpt":
+        from .sparsegpt import SparseGPTCompressor
+
+        return SparseGPTCompressor(fraction, spec.n_m, spec.damp)
+    assert spec.bits is not None
+    if spec.method == "gptq":
+        from .gptq import GPTQCompressor
+
+        return GPTQCompressor(spec.bits, spec.group_size, spec.act_order, spec.damp)
+    if spec.method == "awq":
+        from .awq import AWQCompressor
+
+        return AWQCompressor(spec.bits, spec.group_size)
+    raise TrustError(f"--compress={spec.canonical}: '{spec.method}' is not a calibrated method")
 
 
 @torch.no_grad()
@@ -51,17 +80,25 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
     method_version(spec)
     start = time.perf_counter()
     linears = model_linears(model)
-    for linear in linears.values():
-        if spec.method == "mag":
-            fraction = spec.sparsity / 100 if spec.sparsity is not None else None
-            magnitude_prune_(linear, fraction, spec.n_m)
-        elif spec.method == "rtn":
-            assert spec.bits is not None
-            weight = linear.weight.data
-            weight.copy_(quantize_rtn(weight.float(), spec.bits, spec.group_size).to(weight.dtype))
+    extra: dict[str, float] = {}
+    if spec.is_calibrated:
+        from .calibration import calibration_windows
+        from .runner import run_layerwise
+
+        run = run_layerwise(model, calibration_windows(spec, tokenizer), make_compressor(spec))
+        extra = {**run.extra, "calibration_tokens": float(run.samples * run.seqlen)}
+    else:
+        for linear in linears.values():
+            if spec.method == "mag":
+                fraction = spec.sparsity / 100 if spec.sparsity is not None else None
+                magnitude_prune_(linear, fraction, spec.n_m)
+            elif spec.method == "rtn":
+                assert spec.bits is not None
+                weight = linear.weight.data
+                weight.copy_(quantize_rtn(weight.float(), spec.bits, spec.group_size).to(weight.dtype))
     zeros = sum(int((lin.weight == 0).sum()) for lin in linears.values())
     total = sum(lin.weight.numel() for lin in linears.values())
     return CompressionStats(
         spec=spec.canonical, seconds=time.perf_counter() - start, layers=len(linears),
-        sparsity=zeros / total,
+        sparsity=zeros / total, extra=extra,
     )

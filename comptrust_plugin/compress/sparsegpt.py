@@ -1,0 +1,114 @@
+"""SparseGPT: prune with the inverse Hessian choosing the mask and compensating the error.
+
+Follows the reference (IST-DASLab/sparsegpt): columns are processed in blocks of 128; at the
+start of each block the mask for that block is chosen by the saliency w² / [H⁻¹]_jj² (the
+*adaptive* mask selection of the paper), then each pruned weight's error is spread over the
+block's remaining columns and, at the block's end, over all later columns.
+
+Sparsity contract (documented, tested): unstructured sparsity is exact *per column block* of
+each Linear — floor(rows x block_columns x sparsity) weights per 128-column block (the last
+block may be narrower), which is also how the reference selects; N:M keeps at most N of
+every M consecutive inputs in each row, choosing the M − N to prune when the sweep reaches
+the run's first column (the reference's rule).
+
+Linears sharing an input (q/k/v, gate/up) share one Hessian and are solved stacked, but
+each keeps its own mask selection (per Linear, as in the reference).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .gptq import (
+    BLOCK_COLUMNS,
+    collect_hessians,
+    column_sweep_threads,
+    inverse_hessian_factor,
+    prepare_hessian,
+    write_stacked,
+)
+from .runner import BlockStep
+from .wanda import lowest_mask
+
+
+def sparsegpt_prune(
+    weight: torch.Tensor, hessian: torch.Tensor, sparsity: float | None = None,
+    n_m: tuple[int, int] | None = None, damp: float = 0.01,
+    row_slices: list[tuple[int, int]] | None = None,
+) -> tuple[torch.Tensor, float]:
+    """SparseGPT of one (rows x cols) float32 weight; returns (pruned weight, damp used).
+
+    `row_slices` marks the Linears stacked in `weight` so each gets its own unstructured mask.
+    """
+    weight = weight.clone().float()
+    rows, cols = weight.shape
+    hessian = prepare_hessian(weight, hessian.float())
+    hinv, used = inverse_hessian_factor(hessian, damp)
+    slices = row_slices or [(0, rows)]
+    out = torch.zeros_like(weight)
+    with column_sweep_threads(weight.device):
+        _sparsegpt_sweep(weight, hinv, out, sparsity, n_m, slices)
+    return out, used
+
+
+def _sparsegpt_sweep(
+    weight: torch.Tensor, hinv: torch.Tensor, out: torch.Tensor, sparsity: float | None,
+    n_m: tuple[int, int] | None, slices: list[tuple[int, int]],
+) -> None:
+    """The column sweep of SparseGPT, writing the pruned weights into `out`."""
+    cols = weight.shape[1]
+    # An N:M run must never straddle two column blocks: use a multiple of M near 128.
+    width_block = BLOCK_COLUMNS if n_m is None else max(n_m[1], BLOCK_COLUMNS // n_m[1] * n_m[1])
+    for b1 in range(0, cols, width_block):
+        b2 = min(b1 + width_block, cols)
+        w_block = weight[:, b1:b2].clone()
+        err_block = torch.zeros_like(w_block)
+        hinv_block = hinv[b1:b2, b1:b2]
+        hinv_diag = torch.diag(hinv_block)
+        if n_m is None:
+            assert sparsity is not None
+            saliency = w_block**2 / hinv_diag.unsqueeze(0) ** 2
+            mask = torch.zeros_like(w_block, dtype=torch.bool)
+            for start, end in slices:
+                part = saliency[start:end].reshape(1, -1)
+                mask[start:end] = lowest_mask(part, int(part.numel() * sparsity)).view(end - start, -1)
+        else:
+            mask = torch.zeros_like(w_block, dtype=torch.bool)
+        for i in range(b2 - b1):
+            if n_m is not None and (b1 + i) % n_m[1] == 0:
+                keep, run = n_m
+                width = min(run, b2 - b1 - i)
+                drop = width - keep
+                if drop > 0:
+                    saliency = w_block[:, i : i + width] ** 2 / hinv_diag[i : i + width].unsqueeze(0) ** 2
+                    lowest = torch.argsort(saliency, dim=1, stable=True)[:, :drop]
+                    mask[:, i : i + width].scatter_(1, lowest, True)
+            w = w_block[:, i]
+            q = torch.where(mask[:, i], torch.zeros_like(w), w)
+            out[:, b1 + i] = q
+            err = (w - q) / hinv_block[i, i]
+            w_block[:, i:] -= err.unsqueeze(1) * hinv_block[i, i:].unsqueeze(0)
+            err_block[:, i] = err
+        weight[:, b2:] -= err_block @ hinv[b1:b2, b2:]
+
+
+class SparseGPTCompressor:
+    def __init__(self, sparsity: float | None, n_m: tuple[int, int] | None, damp: float) -> None:
+        self.sparsity, self.n_m, self.damp = sparsity, n_m, damp
+
+    def compress_block(self, step: BlockStep) -> dict[str, float]:
+        hessians = collect_hessians(step)
+        used_max = self.damp
+        for group in step.input_groups:
+            linears = [step.linears[name] for name in group.names]
+            slices, offset = [], 0
+            for linear in linears:
+                slices.append((offset, offset + linear.weight.shape[0]))
+                offset += linear.weight.shape[0]
+            stacked = torch.cat([lin.weight.data.float() for lin in linears])
+            pruned, used = sparsegpt_prune(
+                stacked, hessians[group].hessian(), self.sparsity, self.n_m, self.damp, slices
+            )
+            used_max = max(used_max, used)
+            write_stacked(linears, pruned)
+        return {"damp_max": used_max}
