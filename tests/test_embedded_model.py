@@ -16,7 +16,7 @@ import pytest
 def test_mag_50_is_caught_and_rtn_8_passes(pytester: pytest.Pytester, model_cache_dir: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     result = pytester.runpytest(
-        "--pyargs", "trust_tests", "-p", "no:cacheprovider", f"--trust-cache-dir={model_cache_dir}",
+        "--pyargs", "trust_tests.test_machine_ethics", "-p", "no:cacheprovider", f"--trust-cache-dir={model_cache_dir}",
         "--compress=rtn-8,mag-50", f"--trust-report={report}", "-v",
     )
     rows = {row["config"]: row for row in json.loads(report.read_text())["results"]}

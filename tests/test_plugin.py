@@ -18,7 +18,7 @@ from comptrust_plugin.data.files import schema
 
 def _run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest(
-        "--pyargs", "trust_tests", "-p", "no:cacheprovider", f"--trust-cache-dir={cache}", *args
+        "--pyargs", "trust_tests.test_machine_ethics", "-p", "no:cacheprovider", f"--trust-cache-dir={cache}", *args
     )
 
 
@@ -145,3 +145,21 @@ def test_xdist_modes_give_one_table_and_identical_results(
         ("hub:" + str(says_not_wrong_model), "FAIL", -50.0, 100.0),
         ("mag-50", "pass", 0.0, 0.0),
     ]
+
+
+def test_calibrated_artifacts_are_built_once_and_reused(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, tmp_path: Path
+) -> None:
+    specs = "--compress=wanda-50-ns4,sparsegpt-2:4-ns4,gptq-4-ns4,awq-4-ns4"
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    _run(pytester, cache, f"--model={says_wrong_model}", specs, f"--trust-report={first}").assert_outcomes(passed=4)
+    stored = sorted(p.name for p in (cache / "artifacts").iterdir() if not p.name.endswith(".lock"))
+    assert len(stored) == 4 and all((cache / "artifacts" / name / "COMPLETE").exists() for name in stored)
+    for suffix in ("", "-wal", "-shm"):  # lose every answer, keep the artifacts
+        Path(f"{cache / 'responses.sqlite3'}{suffix}").unlink(missing_ok=True)
+    _run(pytester, cache, f"--model={says_wrong_model}", specs, f"--trust-report={second}").assert_outcomes(passed=4)
+    events = json.loads(second.read_text())["events"]
+    assert not any(e.startswith("compressed") for e in events), events
+    assert sorted(p.name for p in (cache / "artifacts").iterdir() if not p.name.endswith(".lock")) == stored
+    built = json.loads(first.read_text())["events"]
+    assert sum(e.startswith("compressed") and "(stored)" in e for e in built) == 4
