@@ -24,8 +24,8 @@ from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report
 from .scorers import check_scorer_name
-from .storage import stable_hash
 from .spec import DENSE, CompressionSpec
+from .storage import stable_hash
 
 VARIANTS = ("comptrust-paper", "dt")
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
