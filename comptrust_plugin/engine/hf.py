@@ -20,6 +20,7 @@ from .requests import GenerationSettings, OnGenerated, OnScored
 
 PREFIX_PROBE = 16  # prompts whose first 16 tokens agree are checked for a longer shared prefix
 MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a separate forward pass
+MIN_SHARED_ROWS = 8  # smaller groups would mean small batches, which decode slowly
 
 
 class HFBackend:
@@ -32,8 +33,10 @@ class HFBackend:
         self.device = loaded.device
         self.add_special_tokens = loaded.entry.chat_format.adds_special_tokens
         on_gpu = loaded.device.type == "cuda"
-        self.max_batch_size = max_batch_size or (64 if on_gpu else 32)
-        self.max_batch_tokens = max_batch_tokens or (32768 if on_gpu else 3072)
+        # On a CPU, decoding is dominated by per-step overhead, so wide batches pay off even
+        # though long padded prefills are a little slower per token.
+        self.max_batch_size = max_batch_size or 64
+        self.max_batch_tokens = max_batch_tokens or (32768 if on_gpu else 8192)
         self.eos_ids = _eos_ids(loaded)
         self.pad_id = self.tokenizer.pad_token_id
         params = inspect.signature(self.model.forward).parameters
@@ -83,7 +86,7 @@ class HFBackend:
             prompts = [encoded[i] for i, _ in members]
             prefix = _common_prefix(prompts) if len({i for i, _ in members}) > 1 else 0
             prefix = min(prefix, min(len(p) for p in prompts) - 1)  # each row keeps >= 1 own token
-            if prefix >= MIN_SHARED_PREFIX:
+            if prefix >= MIN_SHARED_PREFIX and len(members) >= MIN_SHARED_ROWS:
                 planned.extend((batch, prefix) for batch in self._pack(members, encoded, prefix, new_tokens))
             else:
                 pool.extend(members)
