@@ -331,7 +331,9 @@ def _perplexities(embedded: object, specs: tuple[str, ...]) -> dict[str, float]:
 def test_embedded_model_perplexity_ordering(embedded: object) -> None:
     """Round-to-nearest by bit width, and Wanda/SparseGPT far better than magnitude at 50%."""
     ppl = _perplexities(embedded, ("rtn-8", "rtn-4", "rtn-3", "mag-50", "wanda-50", "sparsegpt-50"))
-    assert ppl["dense"] < ppl["rtn-8"] < ppl["rtn-4"] < ppl["rtn-3"]
+    # 8-bit RTN is indistinguishable from dense (measured 23.886 vs 23.888): within 1% either way.
+    assert abs(ppl["rtn-8"] - ppl["dense"]) < 0.01 * ppl["dense"]
+    assert ppl["dense"] < ppl["rtn-4"] and ppl["rtn-8"] < ppl["rtn-4"] < ppl["rtn-3"]
     assert max(ppl["wanda-50"], ppl["sparsegpt-50"]) < ppl["mag-50"] / 2
 
 
@@ -346,6 +348,6 @@ def test_embedded_model_perplexity_ordering(embedded: object) -> None:
 )
 def test_embedded_model_gptq_and_awq_beat_rtn(embedded: object) -> None:
     ppl = _perplexities(embedded, ("rtn-8", "rtn-4", "rtn-3", "gptq-4", "awq-4"))
-    assert ppl["rtn-8"] < min(ppl["gptq-4"], ppl["awq-4"])
+    assert max(ppl["rtn-8"], ppl["dense"]) < min(ppl["gptq-4"], ppl["awq-4"])
     assert max(ppl["gptq-4"], ppl["awq-4"]) < ppl["rtn-3"]
     assert ppl["gptq-4"] < ppl["rtn-4"] and ppl["awq-4"] <= ppl["rtn-4"]
