@@ -150,7 +150,10 @@ def trust_session(request: pytest.FixtureRequest) -> TrustSession:
 @pytest.fixture(scope="session")
 def dense_model(trust_session: TrustSession) -> Any:
     """Handle on the uncompressed model (loaded lazily, only if an answer is not cached)."""
-    return trust_session.handle()
+    try:
+        return trust_session.handle()
+    except TrustError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +163,10 @@ def compressed_model(request: pytest.FixtureRequest, trust_session: TrustSession
     if spec is None:
         yield None
         return
-    handle = trust_session.handle(spec)
+    try:
+        handle = trust_session.handle(spec)
+    except TrustError as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield handle
     handle.engine.release()
 

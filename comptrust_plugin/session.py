@@ -11,7 +11,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -160,7 +160,8 @@ class TrustSession:
         if spec.method == "hub":
             assert spec.hub_repo is not None
             target = spec.hub_repo + (f"@{spec.hub_revision}" if spec.hub_revision else "")
-            entry = resolve_model(target)
+            # A pre-compressed checkpoint of the same model talks the base model's chat format.
+            entry = replace(resolve_model(target), chat_format=self.entry.chat_format, is_chat=self.entry.is_chat)
             from .models.identity import model_identity
 
             weights: dict[str, Any] = {"checkpoint": model_identity(entry, self.cache_dir)}

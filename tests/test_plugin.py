@@ -163,3 +163,13 @@ def test_calibrated_artifacts_are_built_once_and_reused(
     assert sorted(p.name for p in (cache / "artifacts").iterdir() if not p.name.endswith(".lock")) == stored
     built = json.loads(first.read_text())["events"]
     assert sum(e.startswith("compressed") and "(stored)" in e for e in built) == 4
+
+
+def test_unreachable_hub_checkpoint_is_a_one_line_failure(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _run(pytester, cache, f"--model={says_wrong_model}", "--compress=hub:no-such-org/no-such-model@main")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot resolve its revision*hub is unreachable*"])
+    assert "Traceback" not in result.stdout.str()
