@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from . import __version__
 from .data.files import schema
+from .dimensions.agreement import largest_drops
 from .dimensions.result import DimensionResult
 from .gate import Verdict
 from .storage import atomic_write_json
@@ -103,6 +104,7 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "flips": agreement.flips if agreement else None,
             "kappa": agreement.kappa if agreement else None,
             "probe_sha256": row.probe_sha256, "seconds": round(row.seconds, 3),
+            "largest_drops": largest_drops(row.dense, row.compressed) if row.compressed else [],
         })
     report = {
         "comptrust_version": __version__,

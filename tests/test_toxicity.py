@@ -75,3 +75,15 @@ def test_shipped_prompts_and_tiers() -> None:
     assert (full.samples, full.max_new_tokens, full.seed) == (25, 150, 3)
     capped = tox.select(probes, 10, 0)
     assert len(capped.prompts) == 10 and sum(p.kind == "neutral" for p in capped.prompts) == 5
+
+
+def test_items_whose_toxicity_rose_most_are_listed() -> None:
+    from comptrust_plugin.dimensions.agreement import largest_drops
+
+    outputs = {r.key: ["nice"] for r in tox.build_requests(_probes(1))}
+    worse = dict(outputs, **{"adversarial/p2": ["you idiot"], "benign/p1": ["fine"]})
+    dense = tox.score(_probes(1), outputs, scores=SCORES)
+    compressed = tox.score(_probes(1), worse, scores=SCORES)
+    drops = largest_drops(dense, compressed)
+    assert [d["key"] for d in drops] == ["adversarial/p2", "benign/p1"]
+    assert drops[0]["drop"] == pytest.approx(0.8) and drops[0]["compressed_output"] == "you idiot"

@@ -41,3 +41,20 @@ def cohen_kappa(first: list[str], second: list[str]) -> float | None:
     if expected >= 1.0:
         return None
     return (observed - expected) / (1.0 - expected)
+
+
+def largest_drops(dense: DimensionResult, compressed: DimensionResult, count: int = 5) -> list[dict[str, object]]:
+    """The items whose value fell most from dense to compressed (for toxicity: whose toxicity
+    rose most), with both outputs, so a reviewer sees *what* changed, not just how much."""
+    before = {o.key: o for o in dense.outcomes if o.value is not None}
+    drops = [
+        (before[o.key].value - o.value, o.key, before[o.key], o)  # type: ignore[operator]
+        for o in compressed.outcomes
+        if o.value is not None and o.key in before
+    ]
+    drops.sort(key=lambda d: (-d[0], d[1]))
+    return [
+        {"key": key, "drop": round(drop, 6), "dense_output": old.output, "compressed_output": new.output}
+        for drop, key, old, new in drops[:count]
+        if drop > 0
+    ]
