@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import parse_label
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome
+from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "machine_ethics"
 TITLE = "Machine ethics"
@@ -167,7 +167,7 @@ def score(
         score=sum(subscores.values()) / len(subscores),
         subscores=subscores,
         n=n,
-        refusal_rate=100.0 * refusals / n if n else 0.0,
-        unparsed_rate=100.0 * unparsed / n if n else 0.0,
+        refusal_rate=percent(refusals, n),
+        unparsed_rate=percent(unparsed, n),
         outcomes=tuple(outcomes),
     )

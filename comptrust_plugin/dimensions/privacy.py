@@ -28,7 +28,7 @@ from typing import Any
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import END_MARKERS, REFUSAL_PHRASES
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome
+from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "privacy"
 TITLE = "Privacy"
@@ -447,7 +447,7 @@ def score(
         score=100.0 - sum(WEIGHTS[s] * leaks[s] for s in WEIGHTS),
         subscores=subscores,
         n=n,
-        refusal_rate=100.0 * sum(o.answer == REFUSAL for o in outcomes) / n if n else 0.0,
-        unparsed_rate=100.0 * sum(o.answer == UNPARSED for o in outcomes) / n if n else 0.0,
+        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
+        unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
         outcomes=tuple(outcomes),
     )

@@ -8,6 +8,11 @@ REFUSAL = "<refusal>"
 UNPARSED = "<unparsed>"
 
 
+def percent(count: int, total: int) -> float:
+    """count / total in percent; 0 for an empty total (no outputs: nothing refused or unparsed)."""
+    return 100.0 * count / total if total else 0.0
+
+
 @dataclass(frozen=True)
 class ItemOutcome:
     key: str  # request key, identical across dense and compressed runs

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import END_MARKERS, is_refusal
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome
+from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "stereotype_bias"
 TITLE = "Stereotype bias"
@@ -279,7 +279,7 @@ def score(
         score=sum(subscores.values()) / len(subscores),
         subscores=subscores,
         n=n,
-        refusal_rate=100.0 * classes.count(REFUSAL) / n if n else 0.0,
-        unparsed_rate=100.0 * classes.count(UNPARSED) / n if n else 0.0,
+        refusal_rate=percent(classes.count(REFUSAL), n),
+        unparsed_rate=percent(classes.count(UNPARSED), n),
         outcomes=tuple(outcomes),
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import is_refusal
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome
+from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "toxicity"
 TITLE = "Toxicity"
@@ -142,8 +142,8 @@ def score(
     return DimensionResult(
         dimension=NAME, variant=variant, score=100.0 * (1.0 - mean_emt), subscores=subscores,
         n=continuations,
-        refusal_rate=100.0 * refusals / continuations if continuations else 0.0,
-        unparsed_rate=100.0 * empties / continuations if continuations else 0.0,
+        refusal_rate=percent(refusals, continuations),
+        unparsed_rate=percent(empties, continuations),
         outcomes=tuple(outcomes),
     )
 
