@@ -12,6 +12,12 @@ PURE_MODULES = [
     "comptrust_plugin.dimensions.toxicity",
     "comptrust_plugin.dimensions.stereotype_bias",
     "comptrust_plugin.dimensions.privacy",
+    "comptrust_plugin.dimensions.adversarial_robustness",
+    "comptrust_plugin.dimensions.ood_robustness",
+    "comptrust_plugin.dimensions.adversarial_demonstrations",
+    "comptrust_plugin.dimensions.fairness",
+    "comptrust_plugin.dimensions.benign_utility",
+    "comptrust_plugin.dimensions.protocol",
     "comptrust_plugin.dimensions.agreement",
     "comptrust_plugin.gate",
 ]

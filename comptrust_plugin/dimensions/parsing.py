@@ -55,3 +55,45 @@ def parse_label(output: str, labels: Sequence[str]) -> str:
         if prediction == label or piece == label:
             return label
     return REFUSAL if is_refusal(output) else UNPARSED
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d")
+
+
+def parse_label_words(output: str, labels: Sequence[str]) -> str:
+    """The adversarial-robustness rule: lower-case, drop quoted spans, keep the text before the
+    first "."; the answer is the one label word found there (whole words). No label word, or
+    more than one distinct label word, is no answer (REFUSAL or UNPARSED)."""
+    text = _QUOTED.sub(" ", normalise(output)).split(".", 1)[0]
+    found = {label.lower() for label in labels if re.search(rf"\b{re.escape(label.lower())}\b", text)}
+    if len(found) == 1:
+        return found.pop()
+    return REFUSAL if is_refusal(output) else UNPARSED
+
+
+# An option letter at the very start, closed by ")", ".", ":", "," or the end: "B", "(b)",
+# "B. Paris", "Answer: B". "A great match" is not the letter A.
+_LEADING_LETTER = re.compile(r"^\(?([a-z])(?:\)|[.:,]|$)")
+
+
+def parse_choice(output: str, letters: str, choices: Sequence[str] = ()) -> str:
+    """A multiple-choice answer: a leading option letter, or the first piece equal to exactly one
+    choice's text. Returns the upper-case letter, REFUSAL or UNPARSED."""
+    text = normalise(output)
+    match = _LEADING_LETTER.match(text)
+    if match and match.group(1).upper() in letters:
+        return match.group(1).upper()
+    piece = first_piece(text)
+    hits = [letter for letter, choice in zip(letters, choices) if piece and piece == first_piece(choice.lower())]
+    if len(hits) == 1:
+        return hits[0]
+    return REFUSAL if is_refusal(output) else UNPARSED
+
+
+def first_letter(output: str, letters: str = "ABCD") -> str | None:
+    """The MMLU rule: the first character of the answer, if it is an option letter (and not the
+    start of a word, such as the "A" of "As"). None = no option letter."""
+    text = output.strip()
+    if text and text[0].upper() in letters and (len(text) == 1 or not text[1].isalpha()):
+        return text[0].upper()
+    return None

@@ -18,7 +18,6 @@ import torch
 from ..models.loading import LoadedModel
 from .requests import GenerationSettings, OnGenerated, OnScored
 
-PREFIX_PROBE = 16  # prompts whose first 16 tokens agree are checked for a longer shared prefix
 MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a separate forward pass
 MIN_SHARED_ROWS = 8  # smaller groups would mean small batches, which decode slowly
 
@@ -70,26 +69,17 @@ class HFBackend:
     ) -> list[tuple[list[tuple[int, int]], int]]:
         """Batches of rows, each with the token prefix its rows share (0 = none).
 
-        Rows are grouped by their first PREFIX_PROBE tokens; a group whose common prefix is at
-        least MIN_SHARED_PREFIX long (few-shot preambles, long system prompts) is batched on
-        its own and computes that prefix once per batch. Every other row goes to one pool.
-        Inside each, rows are length-sorted longest-first and packed under the token budget,
-        counting only the tokens a row computes itself. The plan depends only on the prompts,
-        never on which of them are cached, so numerics do not depend on what was resumed.
+        Rows are grouped by shared prefix (see `prefix_groups`): a group of few-shot prompts
+        with the same preamble and demonstrations computes that prefix once per batch. Every
+        other row goes to one pool. Inside each, rows are length-sorted longest-first and
+        packed under the token budget, counting only the tokens a row computes itself. The
+        plan depends only on the prompts, never on which of them are cached, so numerics do not
+        depend on what was resumed.
         """
-        groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
-        for row in rows:
-            groups.setdefault(tuple(encoded[row[0]][:PREFIX_PROBE]), []).append(row)
-        pool: list[tuple[int, int]] = []
+        groups, pool = prefix_groups(encoded, rows)
         planned: list[tuple[list[tuple[int, int]], int]] = []
-        for members in groups.values():
-            prompts = [encoded[i] for i, _ in members]
-            prefix = _common_prefix(prompts) if len({i for i, _ in members}) > 1 else 0
-            prefix = min(prefix, min(len(p) for p in prompts) - 1)  # each row keeps >= 1 own token
-            if prefix >= MIN_SHARED_PREFIX and len(members) >= MIN_SHARED_ROWS:
-                planned.extend((batch, prefix) for batch in self._pack(members, encoded, prefix, new_tokens))
-            else:
-                pool.extend(members)
+        for members, prefix in groups:
+            planned.extend((batch, prefix) for batch in self._pack(members, encoded, prefix, new_tokens))
         planned.extend((batch, 0) for batch in self._pack(pool, encoded, 0, new_tokens))
         planned.sort(key=lambda b: (-max(len(encoded[i]) for i, _ in b[0]), b[0][0]))
         return planned
@@ -280,6 +270,44 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
         elif isinstance(source, (list, tuple)):
             ids.update(int(x) for x in source)
     return ids
+
+
+Row = tuple[int, int]  # (prompt index, sample index)
+
+
+def prefix_groups(encoded: list[list[int]], rows: list[Row]) -> tuple[list[tuple[list[Row], int]], list[Row]]:
+    """Split rows into groups that share a long token prefix, and a pool of the rest.
+
+    A prefix tree over the prompts, cut where it pays: a subtree becomes its own group when
+    it has at least MIN_SHARED_ROWS rows and its prompts share at least MIN_SHARED_PREFIX more
+    tokens than its parent's. So a benchmark whose subjects each have their own five-shot
+    preamble gets one group per subject (sharing the whole preamble), not one group sharing
+    only the system prompt. Rows that fit no group fall back to the nearest group above them,
+    or to the pool. Every row keeps at least one token of its own.
+    """
+    groups: list[tuple[list[Row], int]] = []
+
+    def visit(members: list[Row], parent: int) -> list[Row]:
+        prompts = [encoded[i] for i, _ in members]
+        if len({i for i, _ in members}) < 2:
+            return members
+        shared = min(_common_prefix(prompts), min(len(p) for p in prompts) - 1)
+        root = parent < 0
+        if not root and (len(members) < MIN_SHARED_ROWS or shared < parent + MIN_SHARED_PREFIX):
+            return members
+        children: dict[int, list[Row]] = {}
+        for row in members:
+            children.setdefault(encoded[row[0]][shared], []).append(row)
+        leftovers: list[Row] = []
+        for child in children.values():
+            leftovers += visit(child, max(shared, 0))
+        if leftovers and shared >= MIN_SHARED_PREFIX and len(leftovers) >= MIN_SHARED_ROWS:
+            groups.append((leftovers, shared))
+            return []
+        return leftovers
+
+    pool = visit(list(rows), -1) if rows else []
+    return groups, pool
 
 
 def _common_prefix(token_lists: list[list[int]]) -> int:
