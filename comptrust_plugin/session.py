@@ -24,7 +24,7 @@ from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report
 from .scorers import check_scorer_name
-from .spec import DENSE, CompressionSpec
+from .spec import DEFAULT_CAL_SAMPLES, DENSE, CompressionSpec
 from .storage import stable_hash
 
 VARIANTS = ("comptrust-paper", "dt")
@@ -133,6 +133,7 @@ class TrustSession:
     def artifact_identity(self, spec: CompressionSpec) -> dict[str, Any]:
         from .compress.apply import compression_identity
 
+        spec = spec.for_device(self.device.type)
         return {
             "model": self.model_identity, "spec": spec.identity(),
             **compression_identity(spec), **self._runtime_identity(),
@@ -218,6 +219,14 @@ class TrustSession:
         from .compress.apply import compress_model
         from .compress.store import ArtifactStore
         from .models.loading import load_model
+
+        asked, spec = spec, spec.for_device(self.device.type)
+        if spec.is_calibrated and asked.n_samples is None and spec.cal_samples != DEFAULT_CAL_SAMPLES:
+            self.events.append(
+                f"{asked.canonical}: calibrated on {spec.cal_samples} x {spec.seqlen} tokens, the "
+                f"{self.device.type} default (the references use {DEFAULT_CAL_SAMPLES}: "
+                f"--compress={asked.canonical}-ns{DEFAULT_CAL_SAMPLES})"
+            )
 
         def load(weights_dir: Path | None = None) -> Any:
             return load_model(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 PRUNING_METHODS = ("mag", "wanda", "sparsegpt")
 QUANT_METHODS = ("rtn", "gptq", "awq")
@@ -34,7 +34,8 @@ METHOD_ALIASES = {
 
 DEFAULT_GROUP_SIZE = 128
 DEFAULT_CALIBRATION = "comptrust-mix"
-DEFAULT_CAL_SAMPLES = 128
+DEFAULT_CAL_SAMPLES = 128  # the references' count; what a spec without `nsN` means on a GPU
+CPU_CAL_SAMPLES = 16  # ... and on a CPU, where 128 x 512 tokens take minutes per method
 DEFAULT_CAL_SEQLEN = 512
 DEFAULT_SEED = 0
 DEFAULT_DAMP = 0.01
@@ -56,7 +57,7 @@ class CompressionSpec:
     act_order: bool = False
     seed: int = DEFAULT_SEED
     calibration: str = DEFAULT_CALIBRATION
-    n_samples: int = DEFAULT_CAL_SAMPLES
+    n_samples: int | None = None  # None = the device's default (see `for_device`)
     seqlen: int = DEFAULT_CAL_SEQLEN
     damp: float = DEFAULT_DAMP
     hub_repo: str | None = None
@@ -98,7 +99,7 @@ class CompressionSpec:
         if self.is_calibrated:
             if self.seed != DEFAULT_SEED:
                 parts.append(f"seed{self.seed}")
-            if self.n_samples != DEFAULT_CAL_SAMPLES:
+            if self.n_samples is not None:
                 parts.append(f"ns{self.n_samples}")
             if self.damp != DEFAULT_DAMP and self.method in ("sparsegpt", "gptq"):
                 parts.append(f"damp{self.damp:g}")
@@ -106,11 +107,25 @@ class CompressionSpec:
                 parts.append(f"cal={self.calibration}")  # last: its value may contain dashes
         return "-".join(parts)
 
+    @property
+    def cal_samples(self) -> int:
+        """The calibration window count this spec runs with (the GPU default when unset)."""
+        return DEFAULT_CAL_SAMPLES if self.n_samples is None else self.n_samples
+
+    def for_device(self, device_type: str) -> CompressionSpec:
+        """The spec with its calibration count resolved for a device: an unset count is
+        DEFAULT_CAL_SAMPLES on accelerators, CPU_CAL_SAMPLES on a CPU. Same canonical spelling
+        for the user; the identity (and so every cache key) carries the resolved count."""
+        if not self.is_calibrated or self.n_samples is not None:
+            return self
+        return replace(self, n_samples=CPU_CAL_SAMPLES if device_type == "cpu" else DEFAULT_CAL_SAMPLES)
+
     def identity(self) -> dict[str, object]:
         """Every resolved knob, including defaults: the part of a cache key that names the spec."""
-        data = asdict(self)
+        resolved = replace(self, n_samples=self.cal_samples) if self.is_calibrated else self
+        data = asdict(resolved)
         data["n_m"] = list(self.n_m) if self.n_m else None
-        data["canonical"] = self.canonical
+        data["canonical"] = resolved.canonical
         return data
 
     def __str__(self) -> str:

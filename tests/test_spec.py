@@ -45,6 +45,19 @@ def test_identity_lists_defaults_so_spellings_share_a_key() -> None:
     assert parse_spec("gptq-4").identity() != parse_spec("gptq-4-seed1").identity()
 
 
+def test_calibration_count_defaults_by_device() -> None:
+    """An unset count is 128 windows on a GPU and 16 on a CPU; the user's spelling stays, the
+    identity (every cache key) carries the count that ran; an explicit count always wins."""
+    spec = parse_spec("wanda-50")
+    on_cpu, on_gpu = spec.for_device("cpu"), spec.for_device("cuda")
+    assert spec.canonical == "wanda-50" and on_gpu.identity() == spec.identity()
+    assert on_cpu.cal_samples == 16 and on_gpu.cal_samples == 128
+    assert on_cpu.identity() != on_gpu.identity() and on_cpu.identity()["n_samples"] == 16
+    explicit = parse_spec("wanda-50-ns128")
+    assert explicit.canonical == "wanda-50-ns128" and explicit.for_device("cpu").cal_samples == 128
+    assert parse_spec("rtn-4").for_device("cpu") == parse_spec("rtn-4")
+
+
 def test_fields() -> None:
     spec = parse_spec("sparsegpt-2:4")
     assert spec.n_m == (2, 4) and spec.sparsity is None and spec.is_pruning and spec.is_calibrated

@@ -110,7 +110,7 @@ def calibration_identity(spec: CompressionSpec) -> dict[str, Any]:
     source = load_calibration_text(spec.calibration)
     return {
         "name": source.name, "sha256": source.sha256,
-        "n_samples": spec.n_samples, "seqlen": spec.seqlen, "seed": spec.seed,
+        "n_samples": spec.cal_samples, "seqlen": spec.seqlen, "seed": spec.seed,
     }
 
 
@@ -157,9 +157,9 @@ def sample_windows(
 
 
 def calibration_windows(spec: CompressionSpec, tokenizer: Any) -> torch.Tensor:
-    """The calibration input ids for `spec`: (spec.n_samples, spec.seqlen), deterministic."""
+    """The calibration input ids for `spec`: (spec.cal_samples, spec.seqlen), deterministic."""
     if tokenizer is None:
         raise TrustError(f"--compress={spec.canonical}: calibrated methods need the model's tokenizer")
     source = load_calibration_text(spec.calibration)
     tokens = tokenize_stream(source.text, tokenizer)
-    return sample_windows(tokens, spec.n_samples, spec.seqlen, spec.seed, _leading_bos(tokenizer))
+    return sample_windows(tokens, spec.cal_samples, spec.seqlen, spec.seed, _leading_bos(tokenizer))
