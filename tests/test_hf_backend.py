@@ -120,7 +120,8 @@ def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path
 
 def test_prefix_groups_follow_the_prefix_tree() -> None:
     """Two five-shot preambles under one system prompt: one group each, sharing the whole
-    preamble; a lone prompt and a small branch fall back to the pool / their parent."""
+    preamble; a lone prompt and a small branch (which would save less prefill than its extra
+    batch costs in decode steps) fall back to the pool."""
     system = list(range(1000, 1040))  # 40 shared tokens
     preamble_a, preamble_b = list(range(2000, 2100)), list(range(3000, 3100))
     encoded = [system + preamble_a + [i, 7] for i in range(10)]  # 0-9: subject a
@@ -132,9 +133,10 @@ def test_prefix_groups_follow_the_prefix_tree() -> None:
     found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
     assert found == {tuple(range(10)): 140, tuple(range(10, 20)): 140}
     assert sorted(i for i, _ in pool) == [20, 21, 22, 23]
-    # with more short-branch rows, they form a group that shares only the system prompt
+    # with more short-branch rows and short answers, they pay for a group sharing the system prompt
     encoded += [system + [9100 + i] * 3 for i in range(5)]
-    groups, pool = hf.prefix_groups(encoded, [(i, 0) for i in range(len(encoded))])
+    assert 40 * 7 < 20 * hf.DECODE_STEP_COST  # ... but not for 20 new tokens
+    groups, pool = hf.prefix_groups(encoded, [(i, 0) for i in range(len(encoded))], new_tokens=1)
     found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
     assert found[(21, 22, 23, 24, 25, 26, 27, 28)] == 40 and [i for i, _ in pool] == [20]
     assert hf.prefix_groups([], []) == ([], [])

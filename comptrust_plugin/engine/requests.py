@@ -8,6 +8,10 @@ from typing import Protocol
 
 from ..models.chat import Message
 
+# How backends turn a row's seed into samples; a sampled answer's cache key carries it, so a
+# change of scheme can never serve answers drawn the old way.
+SAMPLING_SCHEME = "per-row-generator/inverse-cdf/1"
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -28,6 +32,8 @@ class GenerationSettings:
         if self.greedy:  # seed and top_p cannot change a greedy answer
             data["seed"] = None
             data["top_p"] = None
+        else:
+            data["sampling"] = SAMPLING_SCHEME
         return data
 
 
