@@ -148,11 +148,28 @@ def test_quantized_groups_have_at_most_2_pow_bits_values_on_their_grid(
             for row in group:
                 values = torch.unique(row)
                 assert values.numel() <= 2**bits, (name, start)
-                # All on one uniform grid: differences are integer multiples of the step.
-                step = (values[1:] - values[:-1]).min() if values.numel() > 1 else None
-                if step is not None:
-                    ratio = (values - values[0]) / step
-                    assert torch.allclose(ratio, ratio.round(), atol=1e-3), (name, start)
+                assert on_grid(values, bits), (name, start, values)
+
+
+def on_grid(values: torch.Tensor, bits: int) -> bool:
+    """Sorted distinct values lie on one uniform grid of 2^bits levels: every difference is an
+    integer multiple of one step, spanning at most 2^bits - 1 steps. The step is the smallest
+    gap divided by some k (a row need not use two adjacent levels)."""
+    if values.numel() < 2:
+        return True
+    offsets = values - values[0]
+    smallest = (values[1:] - values[:-1]).min()
+    for k in range(1, 2**bits):
+        ratio = offsets / (smallest / k)
+        if torch.allclose(ratio, ratio.round(), atol=1e-3) and float(ratio[-1]) <= 2**bits - 1 + 1e-3:
+            return True
+    return False
+
+
+def test_on_grid_rejects_off_grid_values() -> None:
+    grid = torch.tensor([0.0, 2.0, 5.0], dtype=torch.float64) * 0.1  # levels 0, 2, 5 of step 0.1
+    assert on_grid(grid, 3) and not on_grid(grid, 2)  # 5 steps need 3 bits
+    assert not on_grid(torch.tensor([0.0, 1.0, 1.7], dtype=torch.float64), 4)
 
 
 def dense_block0_inputs(model: nn.Module, ids: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -175,7 +192,9 @@ def dense_block0_inputs(model: nn.Module, ids: torch.Tensor) -> dict[str, torch.
 def reconstruction_errors(compressed: dict[str, nn.Module]) -> dict[str, float]:
     """Σ over block-0 Linears of ||X Wᵀ − X Ŵᵀ||² / ||X Wᵀ||² on the calibration data.
 
-    For AWQ, Ŵ is the effective weight on the unscaled input: stored weight / folded scales.
+    For AWQ, Ŵ is the effective weight in the original basis: the stored weight divided by the
+    scales folded into its input, and, for a producer whose output rows took its consumer's
+    scales (up_proj for down_proj, v_proj for o_proj), multiplied back by those.
     """
     dense = compressed["dense"]
     ids = calibration_windows(spec_for("gptq-4"), CharTokenizer())
@@ -188,9 +207,12 @@ def reconstruction_errors(compressed: dict[str, nn.Module]) -> dict[str, float]:
             if not key.startswith("0."):
                 continue
             x = inputs[key[2:]]
-            scales = AWQ_SCALES.get(text, {}).get(key)
-            if scales is not None:
-                w = w / scales
+            folded = AWQ_SCALES.get(text, {})
+            if key in folded:
+                w = w / folded[key]
+            consumer = {"mlp.up_proj": "mlp.down_proj", "self_attn.v_proj": "self_attn.o_proj"}.get(key[2:])
+            if consumer and f"0.{consumer}" in folded:
+                w = w * folded[f"0.{consumer}"][:, None]
             reference = x @ dense_w[key].T
             total += float(((reference - x @ w.T) ** 2).sum() / (reference**2).sum())
         errors[text] = total
