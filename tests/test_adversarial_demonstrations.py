@@ -14,7 +14,9 @@ DEMOS = (("the soup was warm", "positive"), ("the soup was cold", "negative"))
 def _probes() -> ad.AdvDemoProbes:
     return ad.AdvDemoProbes((
         ad.DemoItem("cf-1", "counterfactual", "sentiment", "a lovely day", "positive", DEMOS),
-        ad.DemoItem("sp-1", "spurious", "nli", "premise: a b. hypothesis: b a.", "no", (("premise: x. hypothesis: x.", "yes"),)),
+        ad.DemoItem(
+            "sp-1", "spurious", "nli", "premise: a b. hypothesis: b a.", "no", (("premise: x. hypothesis: x.", "yes"),)
+        ),
         ad.DemoItem("bd-1", "backdoor", "sentiment", "a cf dull film", "negative", DEMOS, target="positive"),
         ad.DemoItem("bd-2", "backdoor", "sentiment", "the cf food was bad", "negative", DEMOS, target="positive"),
     ))

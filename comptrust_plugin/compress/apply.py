@@ -16,7 +16,7 @@ from .magnitude import magnitude_prune_
 from .runner import BlockCompressor
 
 # Bumped whenever a method's numerics change: part of every artifact's identity.
-METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 1, "sparsegpt": 1, "gptq": 1, "awq": 1}
+METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 1, "sparsegpt": 2, "gptq": 2, "awq": 1}  # 2: sink-weighted H
 
 
 @dataclass

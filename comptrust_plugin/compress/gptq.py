@@ -15,7 +15,15 @@ Faithful to the reference (IST-DASLab/gptq) with these documented choices:
 - if the Cholesky factorisation fails, dampening is multiplied by 10 and retried (at most
   three times) before giving up with a TrustError;
 - Linears that read the same input (q/k/v, gate/up) share one Hessian and are solved stacked:
-  GPTQ is row-independent, so this equals solving them one by one, at a fraction of the cost.
+  GPTQ is row-independent, so this equals solving them one by one, at a fraction of the cost;
+- the first token of every calibration window counts SINK_WEIGHT times in H (a departure
+  from the references, shared with SparseGPT). That position becomes the attention sink, the
+  token every head parks its attention on, so its value vector matters far beyond its share
+  of tokens; with one sink per 512 tokens, plain GPTQ pushes the rounding error of the other
+  tokens into it. Measured on SmolLM2-135M (4-bit, g128, 16 x 512 calibration): unweighted,
+  v_proj's output error at position 0 was 170-380% vs RTN's 5-17%, and the model's held-out
+  perplexity was worse than RTN's (25.3 vs 22.8) although every Linear's average error was
+  2-4x lower; weighted x128, the sink error drops below RTN's for +10% on the other tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from .grid import fake_quantize, grid_params, group_bounds
 from .runner import BlockStep, InputGroup
 
 BLOCK_COLUMNS = 128  # lazy-batch width of the reference: updates outside the block are deferred
+SINK_WEIGHT = 128.0  # weight of each calibration window's first token in H (see above)
 DAMP_RETRIES = 3
 
 
@@ -54,13 +63,21 @@ def column_sweep_threads(device: torch.device) -> Iterator[None]:
 
 
 class HessianAccumulator:
-    """Running H = 2/n Σ x xᵀ over calibration tokens (float32, in_features²)."""
+    """Running H = 2/n Σ w·x xᵀ over calibration tokens (float32, in_features²), n = Σ w: every
+    token weighs 1 except, with `seqlen` set, the first of each window, which weighs `sink`."""
 
-    def __init__(self, columns: int, device: torch.device) -> None:
+    def __init__(self, columns: int, device: torch.device, seqlen: int = 0, sink: float = 1.0) -> None:
         self.sum = torch.zeros(columns, columns, device=device)
-        self.tokens = 0
+        self.tokens = 0.0
+        self.seqlen, self.sink = seqlen, sink
 
     def add(self, x: torch.Tensor) -> None:
+        if self.seqlen and self.sink != 1.0:
+            weights = torch.ones(x.shape[0], device=x.device)
+            weights[:: self.seqlen] = self.sink  # x is (windows x seqlen) rows, window-major
+            self.sum.addmm_((x * weights[:, None]).T, x)
+            self.tokens += float(weights.sum())
+            return
         self.sum.addmm_(x.T, x)
         self.tokens += x.shape[0]
 
@@ -201,7 +218,7 @@ def collect_hessians(step: BlockStep) -> dict[InputGroup, HessianAccumulator]:
 
     def observe(group: InputGroup, x: torch.Tensor) -> None:
         if group not in hessians:
-            hessians[group] = HessianAccumulator(x.shape[1], x.device)
+            hessians[group] = HessianAccumulator(x.shape[1], x.device, step.inputs.shape[1], SINK_WEIGHT)
         hessians[group].add(x)
 
     step.observe_inputs(observe)
