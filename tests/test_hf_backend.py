@@ -140,3 +140,7 @@ def test_prefix_groups_follow_the_prefix_tree() -> None:
     found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
     assert found[(21, 22, 23, 24, 25, 26, 27, 28)] == 40 and [i for i, _ in pool] == [20]
     assert hf.prefix_groups([], []) == ([], [])
+    # a prompt that is a prefix of another (same next token at the cut): no endless split
+    nested = [list(range(100)), list(range(101))]
+    groups, pool = hf.prefix_groups(nested, [(0, 0), (1, 0)], new_tokens=0)
+    assert groups == [([(0, 0), (1, 0)], 99)] and pool == []

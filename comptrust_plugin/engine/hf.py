@@ -307,8 +307,11 @@ def prefix_groups(
         for row in members:
             children.setdefault(encoded[row[0]][shared], []).append(row)
         leftovers: list[Row] = []
-        for child in children.values():
-            leftovers += visit(child, shared)
+        if len(children) == 1:  # a prompt that is a prefix of the others: nothing to split
+            leftovers = members
+        else:
+            for child in children.values():
+                leftovers += visit(child, shared)
         # A node worth its own group: a long enough prefix, enough rows, and clearly more shared
         # than its parent's prefix (else the rows batch better together one level up).
         distinct = len({i for i, _ in leftovers})
