@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label
 from .protocol import balanced_sample, few_shot
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
+from .result import DimensionResult, ItemOutcome
 
 NAME = "adversarial_demonstrations"
 TITLE = "Adversarial demonstrations"
@@ -92,11 +92,5 @@ def score(
     subscores = {family: value for family, value in parts.items() if value is not None}
     if parts["backdoor"] is not None:
         subscores["backdoor_attack_success"] = 100.0 - parts["backdoor"]
-    n = len(outcomes)
-    return DimensionResult(
-        dimension=NAME, variant=variant, score=sum(present) / len(present) if present else 0.0,
-        subscores=subscores, n=n,
-        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
-        unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
-        outcomes=tuple(outcomes),
-    )
+    score = sum(present) / len(present) if present else 0.0
+    return DimensionResult.from_outcomes(NAME, variant, score, subscores, outcomes)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label_words
 from .protocol import balanced_sample, few_shot
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
+from .result import DimensionResult, ItemOutcome
 
 NAME = "adversarial_robustness"
 TITLE = "Adversarial robustness"
@@ -149,10 +149,4 @@ def score(
     clean_mean = sum(clean) / len(clean) if clean else 0.0
     subscores["clean_accuracy"] = clean_mean
     subscores["robustness_gap"] = clean_mean - adv_mean
-    n = len(outcomes)
-    return DimensionResult(
-        dimension=NAME, variant=variant, score=adv_mean, subscores=subscores, n=n,
-        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
-        unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
-        outcomes=tuple(outcomes),
-    )
+    return DimensionResult.from_outcomes(NAME, variant, adv_mean, subscores, outcomes)

@@ -106,10 +106,5 @@ def score(
     for subject in dict.fromkeys(o.subset for o in outcomes):
         values = [o.value or 0.0 for o in outcomes if o.subset == subject]
         subscores[subject] = 100.0 * sum(values) / len(values)
-    n = len(outcomes)
-    return DimensionResult(
-        dimension=NAME, variant=variant, score=percent(int(sum(o.value or 0.0 for o in outcomes)), n),
-        subscores=subscores, n=n,
-        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n), unparsed_rate=0.0,
-        outcomes=tuple(outcomes),
-    )
+    accuracy = percent(int(sum(o.value or 0.0 for o in outcomes)), len(outcomes))
+    return DimensionResult.from_outcomes(NAME, variant, accuracy, subscores, outcomes)

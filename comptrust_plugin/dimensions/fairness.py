@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label
 from .protocol import balanced_sample, few_shot, zero_shot
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
+from .result import DimensionResult, ItemOutcome, percent
 
 NAME = "fairness"
 TITLE = "Fairness"
@@ -195,10 +195,4 @@ def score(
     main = 100 * (1 - mean_dpd) if variant == "dt" else 100 * (1 - (mean_dpd + mean_eod) / 2)
     subscores["accuracy"] = percent(int(sum(o.value or 0.0 for o in outcomes)), len(outcomes))
     subscores["counterfactual_flip_rate"] = sum(flips) / len(flips)
-    n = len(outcomes)
-    return DimensionResult(
-        dimension=NAME, variant=variant, score=main, subscores=subscores, n=n,
-        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
-        unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
-        outcomes=tuple(outcomes),
-    )
+    return DimensionResult.from_outcomes(NAME, variant, main, subscores, outcomes)

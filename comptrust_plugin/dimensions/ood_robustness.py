@@ -212,10 +212,4 @@ def score(
     subscores["knowledge_decline_rate"] = percent(
         sum(o.answer in (IDK, REFUSAL) for o in knowledge_outcomes), len(knowledge_outcomes)
     )
-    n = len(outcomes)
-    return DimensionResult(
-        dimension=NAME, variant=variant, score=main, subscores=subscores, n=n,
-        refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
-        unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
-        outcomes=tuple(outcomes),
-    )
+    return DimensionResult.from_outcomes(NAME, variant, main, subscores, outcomes)

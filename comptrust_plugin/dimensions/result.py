@@ -33,5 +33,18 @@ class DimensionResult:
     unparsed_rate: float  # percent of outputs that are neither a label nor a refusal
     outcomes: tuple[ItemOutcome, ...] = field(default=(), repr=False)
 
+    @classmethod
+    def from_outcomes(
+        cls, dimension: str, variant: str, score: float, subscores: dict[str, float], outcomes: list[ItemOutcome]
+    ) -> DimensionResult:
+        """A result whose n, refusal rate and unparsed rate are counted from its outcomes."""
+        n = len(outcomes)
+        return cls(
+            dimension, variant, score, subscores, n,
+            refusal_rate=percent(sum(o.answer == REFUSAL for o in outcomes), n),
+            unparsed_rate=percent(sum(o.answer == UNPARSED for o in outcomes), n),
+            outcomes=tuple(outcomes),
+        )
+
     def answers(self) -> dict[str, str]:
         return {o.key: o.answer for o in self.outcomes}
