@@ -33,12 +33,16 @@ DIMENSIONS = {name: importlib.import_module(f"comptrust_plugin.dimensions.{name}
 
 
 def prompt_tokens(backend: hf.HFBackend, prompts: list[str], shared: bool) -> int:
-    """Prompt tokens the plan computes: per batch, the shared prefix once plus each row's own."""
+    """Prompt tokens the plan computes: per batch, each distinct prefix once plus each row's own."""
     encoded = [backend._encode(p) for p in prompts]
     plan = backend.plan(encoded, [(i, 0) for i in range(len(prompts))], 1) if shared else None
     if plan is None:
         return sum(len(e) for e in encoded)
-    return sum(prefix + sum(len(encoded[i]) - prefix for i, _ in batch) for batch, prefix in plan)
+    total = 0
+    for batch in plan:
+        heads = {tuple(encoded[i][:prefix]) for (i, _), prefix in batch if prefix}
+        total += sum(len(h) for h in heads) + sum(len(encoded[i]) - prefix for (i, _), prefix in batch)
+    return total
 
 
 def run(module, samples: str, shared: bool, models: Path) -> tuple[float, int, dict[str, list[str]]]:

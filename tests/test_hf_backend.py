@@ -49,10 +49,31 @@ def test_plan_shares_the_long_prefix_only(loaded) -> None:
     prompts = _prompts()
     encoded = [backend._encode(p) for p in prompts]
     plan = backend.plan(encoded, [(i, 0) for i in range(len(prompts))], 8)
-    prefixes = {i: prefix for batch, prefix in plan for i, _ in batch}
+    prefixes = {i: prefix for batch in plan for (i, _), prefix in batch}
     assert all(prefixes[i] >= hf.MIN_SHARED_PREFIX for i in range(10))
     assert all(prefixes[i] == 0 for i in range(10, 18))
-    assert sorted(i for batch, _ in plan for i, _ in batch) == list(range(18))
+    assert sorted(i for batch in plan for (i, _), _ in batch) == list(range(18))
+    assert len(plan) == 1  # the group and the loose rows share one batch: one decode loop
+    # under a tight budget the batches split, and each stays within it
+    small = HFBackend(loaded, max_batch_tokens=200)
+    tight = small.plan(encoded, [(i, 0) for i in range(len(prompts))], 8)
+    assert len(tight) > 1 and sorted(i for batch in tight for (i, _), _ in batch) == list(range(18))
+    assert all(len(b) == 1 or hf._cost(b, encoded, 8) <= 200 for b in tight)
+
+
+def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
+    """Two groups with prefixes of different lengths and a loose row in one batch: the
+    next-token logits equal an unshared left-padded prefill of the same prompts (fp32)."""
+    backend = HFBackend(loaded)
+    prompts = [PREAMBLE + "Q1: sky?", PREAMBLE + "Q2: sea colour?", "Short " * 9 + "one", "Short " * 9 + "two",
+               "Alone here"]
+    encoded = [backend._encode(p) for p in prompts]
+    long_prefix = hf._common_prefix(encoded[:2])
+    short_prefix = hf._common_prefix(encoded[2:4])
+    shared, *_ = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
+    plain, *_ = backend._prefill(encoded, [0] * 5)
+    assert long_prefix > short_prefix > 1
+    torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
 
 
 def test_max_new_tokens_and_stop_strings(loaded) -> None:
@@ -120,8 +141,8 @@ def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path
 
 def test_prefix_groups_follow_the_prefix_tree() -> None:
     """Two five-shot preambles under one system prompt: one group each, sharing the whole
-    preamble; a lone prompt and a small branch (which would save less prefill than its extra
-    batch costs in decode steps) fall back to the pool."""
+    preamble; the short branches left under the system prompt share it as a third group; a
+    lone prompt goes to the pool."""
     system = list(range(1000, 1040))  # 40 shared tokens
     preamble_a, preamble_b = list(range(2000, 2100)), list(range(3000, 3100))
     encoded = [system + preamble_a + [i, 7] for i in range(10)]  # 0-9: subject a
@@ -131,16 +152,13 @@ def test_prefix_groups_follow_the_prefix_tree() -> None:
     rows = [(i, 0) for i in range(len(encoded))]
     groups, pool = hf.prefix_groups(encoded, rows)
     found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
-    assert found == {tuple(range(10)): 140, tuple(range(10, 20)): 140}
-    assert sorted(i for i, _ in pool) == [20, 21, 22, 23]
-    # with more short-branch rows and short answers, they pay for a group sharing the system prompt
-    encoded += [system + [9100 + i] * 3 for i in range(5)]
-    assert 40 * 7 < 20 * hf.DECODE_STEP_COST  # ... but not for 20 new tokens
-    groups, pool = hf.prefix_groups(encoded, [(i, 0) for i in range(len(encoded))], new_tokens=1)
-    found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
-    assert found[(21, 22, 23, 24, 25, 26, 27, 28)] == 40 and [i for i, _ in pool] == [20]
+    assert found == {tuple(range(10)): 140, tuple(range(10, 20)): 140, (21, 22, 23): 40}
+    assert sorted(i for i, _ in pool) == [20]
+    # a lone row under the system prompt shares nothing with anyone: pool
+    groups, pool = hf.prefix_groups(encoded[:22], rows[:22])
+    assert sorted(i for i, _ in pool) == [20, 21]
     assert hf.prefix_groups([], []) == ([], [])
     # a prompt that is a prefix of another (same next token at the cut): no endless split
     nested = [list(range(100)), list(range(101))]
-    groups, pool = hf.prefix_groups(nested, [(0, 0), (1, 0)], new_tokens=0)
+    groups, pool = hf.prefix_groups(nested, [(0, 0), (1, 0)])
     assert groups == [([(0, 0), (1, 0)], 99)] and pool == []

@@ -1,7 +1,9 @@
 """Hugging Face transformers backend: batched, length-sorted, KV-cached generation.
 
 Prompts are sorted longest-first (an out-of-memory shows up in the first batch) and packed
-into batches under a token budget, left-padded, and decoded with a KV cache. Each row stops
+into batches under a token budget, left-padded, and decoded with a KV cache. Prompts sharing
+a long prefix (a few-shot preamble) compute it once per batch; one batch can hold several
+such groups and loose prompts, so grouping never costs an extra decode loop. Each row stops
 at EOS or at a stop string (once it has produced some non-blank text); the batch ends when
 every row has stopped. Sampling uses one seeded generator per row, so an answer does not
 depend on which batch it landed in.
@@ -18,10 +20,9 @@ import torch
 from ..models.loading import LoadedModel
 from .requests import GenerationSettings, OnGenerated, OnScored
 
-MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a separate forward pass
-# A separate group means an extra, smaller batch, and each decode step of a batch costs about
-# as much as this many prompt tokens of prefill (CPU, batch <= 64). A group must save more.
-DECODE_STEP_COST = 48
+MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a place in the prefix pass
+
+Row = tuple[int, int]  # (prompt index, sample index)
 
 
 class HFBackend:
@@ -52,11 +53,12 @@ class HFBackend:
         rows = [(i, s) for i in range(len(prompts)) for s in range(settings.num_samples)]
         pending: dict[int, list[str | None]] = {}
         wanted = set(range(len(prompts)) if needed is None else needed)
-        for batch, prefix_len in self.plan(encoded, rows, settings.max_new_tokens):
+        for planned in self.plan(encoded, rows, settings.max_new_tokens):
+            batch = [row for row, _ in planned]
             if not any(i in wanted for i, _ in batch):
                 continue  # every answer of this batch is cached already
             texts = self._generate_batch(
-                [encoded[i] for i, _ in batch], prefix_len, settings,
+                [encoded[i] for i, _ in batch], [prefix for _, prefix in planned], settings,
                 [(seeds[i] * 1_000_003 + s) % (2**63 - 1) for i, s in batch],
             )
             for (i, s), text in zip(batch, texts):
@@ -67,67 +69,75 @@ class HFBackend:
                     del pending[i]
 
     def plan(
-        self, encoded: list[list[int]], rows: list[tuple[int, int]], new_tokens: int
-    ) -> list[tuple[list[tuple[int, int]], int]]:
-        """Batches of rows, each with the token prefix its rows share (0 = none).
+        self, encoded: list[list[int]], rows: list[Row], new_tokens: int, share: bool = True
+    ) -> list[list[tuple[Row, int]]]:
+        """Batches of (row, shared prefix length) pairs; 0 = the row shares nothing.
 
         Rows are grouped by shared prefix (see `prefix_groups`): a group of few-shot prompts
-        with the same preamble and demonstrations computes that prefix once per batch. Every
-        other row goes to one pool. Inside each, rows are length-sorted longest-first and
-        packed under the token budget, counting only the tokens a row computes itself. The
-        plan depends only on the prompts, never on which of them are cached, so numerics do not
-        depend on what was resumed.
+        with the same preamble and demonstrations computes that prefix once per batch. A batch
+        may hold several groups and loose rows: their prefixes run as one left-padded pass, then
+        every row's own tokens. Units (a group, or a loose row) are sorted by the own tokens of
+        their longest row, then by prefix length, longest first, so rows with like lengths share
+        a batch, and packed under the token budget (see `_cost`). The plan depends only on the
+        prompts, never on which of them are cached, so numerics do not depend on what was resumed.
         """
-        groups, pool = prefix_groups(encoded, rows, new_tokens)
-        planned: list[tuple[list[tuple[int, int]], int]] = []
-        for members, prefix in groups:
-            planned.extend((batch, prefix) for batch in self._pack(members, encoded, prefix, new_tokens))
-        planned.extend((batch, 0) for batch in self._pack(pool, encoded, 0, new_tokens))
-        planned.sort(key=lambda b: (-max(len(encoded[i]) for i, _ in b[0]), b[0][0]))
-        return planned
+        groups, pool = prefix_groups(encoded, rows) if share else ([], list(rows))
+        units = groups + [([row], 0) for row in pool]
 
-    def _pack(
-        self, rows: list[tuple[int, int]], encoded: list[list[int]], prefix: int, new_tokens: int
-    ) -> list[list[tuple[int, int]]]:
-        rows = sorted(rows, key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
-        batches: list[list[tuple[int, int]]] = []
-        current: list[tuple[int, int]] = []
-        longest = 0
-        for row in rows:
-            own = len(encoded[row[0]]) - prefix
-            width = max(longest, own) + new_tokens
-            if current and (
-                len(current) >= self.max_batch_size or width * (len(current) + 1) > self.max_batch_tokens
-            ):
-                batches.append(current)
-                current, longest = [], 0
-            current.append(row)
-            longest = max(longest, own)
+        def own(row: Row, prefix: int) -> int:
+            return len(encoded[row[0]]) - prefix
+
+        units.sort(key=lambda u: (-max(own(r, u[1]) for r in u[0]), -u[1], min(u[0])))
+        batches: list[list[tuple[Row, int]]] = []
+        current: list[tuple[Row, int]] = []
+        for members, prefix in units:
+            for row in sorted(members, key=lambda r: (-own(r, prefix), r)):
+                item = (row, prefix)
+                if current and (
+                    len(current) >= self.max_batch_size
+                    or _cost([*current, item], encoded, new_tokens) > self.max_batch_tokens
+                ):
+                    batches.append(current)
+                    current = []
+                current.append(item)
         if current:
             batches.append(current)
         return batches
 
     @torch.inference_mode()
-    def _prefill(self, token_lists: list[list[int]], prefix_len: int) -> tuple[Any, Any, Any, Any]:
+    def _prefill(self, token_lists: list[list[int]], prefixes: list[int]) -> tuple[Any, Any, Any, Any]:
         """Run the prompts through the model; returns (logits, cache, attention, last positions).
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
-        cache rows repeated; a shared prefix is computed once and repeated likewise.
+        cache rows repeated. Where rows share prefixes, the distinct prefixes run first as one
+        left-padded pass (a row sharing nothing takes its first token as its prefix), their
+        cache rows are repeated to the rows using them, and then each row's own tokens follow.
         """
         from transformers import DynamicCache
 
         unique: dict[tuple[int, ...], int] = {}
         rows_to_unique = [unique.setdefault(tuple(t), len(unique)) for t in token_lists]
         distinct = [list(t) for t in unique]
+        cuts = [0] * len(distinct)
+        for row, u in enumerate(rows_to_unique):
+            cuts[u] = prefixes[row]
         cache = DynamicCache()
         batch = len(distinct)
-        if prefix_len:
-            shared = torch.tensor([distinct[0][:prefix_len]], device=self.device)
-            self._forward(input_ids=shared, cache=cache, use_cache=True, logits_to_keep=1)
-            cache.batch_repeat_interleave(batch)
-            suffix_ids, suffix_mask = self._left_pad([t[prefix_len:] for t in distinct])
-            attention = torch.cat([suffix_mask.new_ones((batch, prefix_len)), suffix_mask], dim=1)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
+        if any(cuts):
+            cuts = [c or 1 for c in cuts]
+            heads: dict[tuple[int, ...], int] = {}
+            head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
+            head_ids, head_mask = self._left_pad([list(h) for h in heads])
+            self._forward(
+                input_ids=head_ids, attention_mask=head_mask,
+                position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0), cache=cache, use_cache=True,
+                logits_to_keep=1,
+            )
+            index = torch.tensor(head_of, device=self.device)
+            cache.batch_select_indices(index)
+            suffix_ids, suffix_mask = self._left_pad([t[c:] for t, c in zip(distinct, cuts)])
+            attention = torch.cat([head_mask[index], suffix_mask], dim=1)
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, head_ids.shape[1] :]
             input_ids = suffix_ids
         else:
             input_ids, attention = self._left_pad(distinct)
@@ -137,7 +147,7 @@ class HFBackend:
             cache=cache, use_cache=True, logits_to_keep=1,
         )
         logits, last = out.logits[:, -1, :], positions[:, -1:]
-        if len(distinct) < len(token_lists):
+        if batch < len(token_lists):
             index = torch.tensor(rows_to_unique, device=self.device)
             cache.batch_select_indices(index)
             logits, attention, last = logits[index], attention[index], last[index]
@@ -145,10 +155,10 @@ class HFBackend:
 
     @torch.inference_mode()
     def _generate_batch(
-        self, token_lists: list[list[int]], prefix_len: int, settings: GenerationSettings,
+        self, token_lists: list[list[int]], prefixes: list[int], settings: GenerationSettings,
         seeds: list[int],
     ) -> list[str]:
-        logits, cache, attention, last_pos = self._prefill(token_lists, prefix_len)
+        logits, cache, attention, last_pos = self._prefill(token_lists, prefixes)
         batch = len(token_lists)
         generators = None
         if not settings.greedy:
@@ -230,7 +240,7 @@ class HFBackend:
             encoded.append((ctx, cont))
         joined = [ctx + cont for ctx, cont in encoded]
         rows = [(i, 0) for i in range(len(pairs))]
-        batches = [b for b, _ in self.plan(joined, rows, 0)]
+        batches = [[row for row, _ in planned] for planned in self.plan(joined, rows, 0, share=False)]
         for batch in batches:
             full = [joined[i] for i, _ in batch]
             input_ids, attention = self._left_pad(full)
@@ -278,22 +288,28 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
     return ids
 
 
-Row = tuple[int, int]  # (prompt index, sample index)
+def _cost(batch: list[tuple[Row, int]], encoded: list[list[int]], new_tokens: int) -> int:
+    """Token slots a batch computes and holds: its distinct prefixes, padded to the longest, then
+    every row's own tokens padded to the longest plus the new tokens it decodes."""
+    heads = {tuple(encoded[i][:prefix]) for (i, _), prefix in batch if prefix}
+    longest_head = max((len(h) for h in heads), default=0)
+    longest_own = max(len(encoded[i]) - prefix for (i, _), prefix in batch)
+    return len(heads) * longest_head + len(batch) * (longest_own + new_tokens)
 
 
 def prefix_groups(
-    encoded: list[list[int]], rows: list[Row], new_tokens: int = 20
+    encoded: list[list[int]], rows: list[Row]
 ) -> tuple[list[tuple[list[Row], int]], list[Row]]:
     """Split rows into groups that share a long token prefix, and a pool of the rest.
 
-    A prefix tree over the prompts, cut where it pays: a subtree becomes its own group when
-    its prompts share at least MIN_SHARED_PREFIX tokens (and that many more than its parent's
-    prefix, where the parent's is long enough to share), and the prefill it saves with the rows
-    its own subtrees left, prefix x (rows - 1), outweighs the decode steps of an extra batch,
-    new_tokens x DECODE_STEP_COST. So a benchmark whose subjects each have their own five-shot
-    preamble gets one group per subject (sharing the whole preamble), not one group sharing
-    only the system prompt. Rows that fit no group fall back to the nearest group above them,
-    or to the pool. Every row keeps at least one token of its own.
+    A prefix tree over the prompts: a subtree becomes its own group when at least two distinct
+    prompts are left in it that share at least MIN_SHARED_PREFIX tokens, and that many more
+    than its parent's prefix where the parent's is long enough to share (else they batch as
+    well one level up). So a benchmark whose subjects each have their own five-shot preamble
+    gets one group per subject (sharing the whole preamble), not one group sharing only the
+    system prompt. Rows that fit no group fall back to the nearest group above them, or to
+    the pool. Every row keeps at least one token of its own. Groups cost no extra batch: a
+    batch computes several groups' prefixes in one pass.
     """
     groups: list[tuple[list[Row], int]] = []
 
@@ -316,8 +332,7 @@ def prefix_groups(
         # than its parent's prefix (else the rows batch better together one level up).
         distinct = len({i for i, _ in leftovers})
         worth = (parent < MIN_SHARED_PREFIX or shared - parent >= MIN_SHARED_PREFIX) and distinct >= 2
-        pays = shared * (len(leftovers) - 1) >= new_tokens * DECODE_STEP_COST
-        if shared >= MIN_SHARED_PREFIX and worth and pays:
+        if shared >= MIN_SHARED_PREFIX and worth:
             groups.append((leftovers, shared))
             return []
         return leftovers
