@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 
 from .errors import TrustError
-from .gate import parse_tolerance
+from .gate import BOOTSTRAP_REPLICATES, REFUSAL_SHIFT_FLAG, parse_tolerance
 from .models.registry import DEFAULT_MODEL, known_models
-from .report import merge_reports, render_table, write_json_report
+from .report import (
+    merge_reports,
+    render_matrix,
+    render_table,
+    write_flips,
+    write_json_report,
+    write_markdown,
+    write_radar_plot,
+)
 from .session import TrustOptions, TrustSession, default_cache_dir, parse_samples
 from .spec import SpecError, parse_specs
 
@@ -26,6 +34,7 @@ DIMENSION_NAMES = (
 _session_key = pytest.StashKey[TrustSession]()
 _options_key = pytest.StashKey[TrustOptions]()
 _worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
+_worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +72,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--trust-remote-code", action="store_true", default=False,
         help="allow model repositories to run their own Python code (off by default)",
     )
+    group.addoption(
+        "--trust-gate", default=None,
+        help="point (default: fail when the score drop exceeds the tolerance) or confident (fail only when "
+        "the whole bootstrap interval does; 'inconclusive' when it straddles the tolerance)",
+    )
+    group.addoption(
+        "--trust-bootstrap", default=None,
+        help=f"paired bootstrap replicates for the interval of each delta (default {BOOTSTRAP_REPLICATES}; 0 = none)",
+    )
+    group.addoption(
+        "--trust-refusal-shift", default=None,
+        help=f"flag refusal-rate shifts above this many points (default {REFUSAL_SHIFT_FLAG:g})",
+    )
+    group.addoption(
+        "--trust-fail-on-refusal-shift", action="store_true", default=False,
+        help="a flagged refusal-rate shift fails the test",
+    )
+    group.addoption(
+        "--trust-baseline", default=None,
+        help="stored dense results (JSON) to gate against instead of running the dense model; "
+        "created (and the test fails, for review) when missing",
+    )
+    group.addoption(
+        "--trust-update-baseline", action="store_true", default=False,
+        help="recompute the dense results and rewrite --trust-baseline (the tests fail, for review)",
+    )
+    group.addoption(
+        "--trust-markdown", default=None, help="write a Markdown summary (for CI job summaries) to this path",
+    )
+    group.addoption(
+        "--trust-plot", default=None, help="write a radar chart (PNG) of dense vs every config to this path",
+    )
+    group.addoption(
+        "--trust-flips", default=None,
+        help="write every item whose answer changed (JSON lines, both outputs) to this path",
+    )
     for name, help_text, default in (
         ("trust_model", "default --model", DEFAULT_MODEL),
         ("trust_compress", "default --compress specs (comma-separated)", ""),
@@ -73,6 +118,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("trust_cache_dir", "default --trust-cache-dir", ""),
         ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
         ("trust_toxicity_scorer", "default --trust-toxicity-scorer", "profanity-check"),
+        ("trust_gate", "default --trust-gate", "point"),
+        ("trust_bootstrap", "default --trust-bootstrap", str(BOOTSTRAP_REPLICATES)),
+        ("trust_refusal_shift", "default --trust-refusal-shift", f"{REFUSAL_SHIFT_FLAG:g}"),
     ):
         parser.addini(name, help_text, default=default)
 
@@ -91,6 +139,15 @@ def _options(config: pytest.Config) -> TrustOptions:
     if not str(seed_text).isdigit():
         raise TrustError(f"--trust-seed={seed_text}: use a non-negative integer")
     cache_dir = _value(config, "trust_cache_dir", "trust_cache_dir")
+    bootstrap_text = str(_value(config, "trust_bootstrap", "trust_bootstrap"))
+    if not bootstrap_text.isdigit():
+        raise TrustError(f"--trust-bootstrap={bootstrap_text}: use a whole number of replicates (0 = no interval)")
+    shift_text = str(_value(config, "trust_refusal_shift", "trust_refusal_shift"))
+    try:
+        refusal_shift = float(shift_text)
+    except ValueError:
+        raise TrustError(f"--trust-refusal-shift={shift_text}: use a number of points, e.g. 10") from None
+    baseline = config.getoption("trust_baseline")
     return TrustOptions(
         model=_value(config, "trust_model", "trust_model"),
         specs=tuple(parse_specs(compress)),
@@ -103,6 +160,12 @@ def _options(config: pytest.Config) -> TrustOptions:
         variant=_value(config, "trust_scoring", "trust_scoring"),
         trust_remote_code=bool(config.getoption("trust_remote_code")),
         toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
+        gate=_value(config, "trust_gate", "trust_gate"),
+        bootstrap=int(bootstrap_text),
+        refusal_shift=refusal_shift,
+        fail_on_refusal_shift=bool(config.getoption("trust_fail_on_refusal_shift")),
+        baseline=Path(baseline) if baseline else None,
+        update_baseline=bool(config.getoption("trust_update_baseline")),
     )
 
 
@@ -210,6 +273,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         f"model {report['model']['name']}  samples={settings['samples']}  scoring={settings['variant']}  "
         f"device={settings['device']} dtype={settings['dtype']}"
     )
+    if any(r["compressed"] is not None for r in report["results"]):
+        terminalreporter.write_line(render_matrix(report["results"]))
+        terminalreporter.write_line("")
     terminalreporter.write_line(render_table(report["results"]))
     for event in report.get("events", []):
         terminalreporter.write_line(f"  {event}")
@@ -225,11 +291,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         trust = config.stash.get(_session_key, None)
         if trust is not None and trust.rows:
             config.workeroutput["comptrust_report"] = json.dumps(trust.report())
+            config.workeroutput["comptrust_flips"] = json.dumps(trust.flips())
         return
-    path = config.getoption("trust_report", None)
     report = _final_report(config)
-    if path and report is not None:
-        write_json_report(Path(path), report)
+    if report is None:
+        return
+    writers = (
+        ("trust_report", write_json_report), ("trust_markdown", write_markdown), ("trust_plot", write_radar_plot),
+    )
+    for option, write in writers:
+        path = config.getoption(option, None)
+        if path:
+            write(Path(path), report)
+    flips_path = config.getoption("trust_flips", None)
+    if flips_path:
+        session_flips = config.stash.get(_worker_flips_key, None)
+        if session_flips is None:
+            session_flips = config.stash[_session_key].flips() if _session_key in config.stash else []
+        session_flips.sort(key=lambda f: (f["dimension"], f["config"], f["key"]))
+        write_flips(Path(flips_path), session_flips)
 
 
 class XdistHooks:
@@ -240,6 +320,7 @@ class XdistHooks:
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        payload = getattr(node, "workeroutput", {}).get("comptrust_report")
-        if payload:
-            self.config.stash.setdefault(_worker_reports_key, []).append(json.loads(payload))
+        output = getattr(node, "workeroutput", {})
+        if output.get("comptrust_report"):
+            self.config.stash.setdefault(_worker_reports_key, []).append(json.loads(output["comptrust_report"]))
+            self.config.stash.setdefault(_worker_flips_key, []).extend(json.loads(output["comptrust_flips"]))

@@ -1,7 +1,9 @@
-"""Reports: the terminal table (tabulate) and the JSON report (validated against its schema)."""
+"""Reports: terminal tables (tabulate), JSON (validated against its schema), Markdown, a radar
+plot of dense vs every config, and the list of items whose answer flipped."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,8 @@ from . import __version__
 from .data.files import schema
 from .dimensions.agreement import largest_drops
 from .dimensions.result import DimensionResult
-from .gate import Verdict
-from .storage import atomic_write_json
+from .gate import Interval, Verdict
+from .storage import atomic_write_bytes, atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ResultRow:
     compressed: DimensionResult | None
     probe_sha256: str
     seconds: float
+    dense_source: str = "run"  # or "baseline:PATH"
 
 
 @dataclass
@@ -41,10 +44,21 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def render_table(results: list[dict[str, Any]]) -> str:
-    """The terminal table, from the JSON report's `results` entries."""
-    headers = ["dimension", "config", "dense", "compressed", "delta", "tol", "verdict",
-               "refusal shift", "flips %", "kappa"]
+def _interval(row: dict[str, Any]) -> tuple[str, str]:
+    interval = row.get("interval")
+    if not interval:
+        return "-", "-"
+    return f"[{interval['low']:+.1f}, {interval['high']:+.1f}]", f"{interval['mdd']:.1f}"
+
+
+def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str:
+    """The detail table, one line per (dimension, config), from the JSON report's `results`.
+
+    "detectable" is the minimum detectable difference at the dimension's n: a true drop smaller
+    than it is likely to go unseen, so a tolerance below it asks more than the probe set can tell.
+    """
+    headers = ["dimension", "config", "dense", "compressed", "delta", "95% CI", "detectable", "tol",
+               "verdict", "refusal shift", "flips %", "kappa"]
     body = []
     for r in sorted(results, key=lambda r: (r["dimension"], r["config"])):
         shift = _fmt(r["refusal_shift"], signed=True)
@@ -53,10 +67,116 @@ def render_table(results: list[dict[str, Any]]) -> str:
         compressed = r["compressed"]["score"] if r["compressed"] else None
         body.append([
             r["dimension"], r["config"], _fmt(r["dense"]["score"]), _fmt(compressed),
-            _fmt(r["delta"], signed=True), f"{r['tolerance']:g}", r["verdict"], shift,
+            _fmt(r["delta"], signed=True), *_interval(r), f"{r['tolerance']:g}", r["verdict"], shift,
             _fmt(r["flip_rate"]), "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
         ])
-    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def render_matrix(results: list[dict[str, Any]], tablefmt: str = "simple") -> str:
+    """The study's layout: one row per dimension, dense then one column per config, each cell
+    "score (delta) verdict"."""
+    configs = sorted({r["config"] for r in results if r["compressed"] is not None})
+    rows: dict[str, dict[str, Any]] = {}
+    for r in results:
+        row = rows.setdefault(r["dimension"], {"n": r["dense"]["n"], "dense": _fmt(r["dense"]["score"])})
+        if r["compressed"] is not None:
+            row[r["config"]] = f"{r['compressed']['score']:.1f} ({r['delta']:+.1f}) {r['verdict']}"
+    body = [[name, row["n"], row["dense"], *(row.get(c, "-") for c in configs)] for name, row in sorted(rows.items())]
+    return tabulate(body, headers=["dimension", "n", "dense", *configs], tablefmt=tablefmt, disable_numparse=True)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A Markdown summary that fits a CI job summary (e.g. $GITHUB_STEP_SUMMARY)."""
+    settings = report["settings"]
+    failed = [r for r in report["results"] if r["verdict"] == "FAIL"]
+    status = "all dimensions within tolerance" if not failed else f"{len(failed)} verdict(s) FAIL"
+    lines = [
+        f"## comptrust: {report['model']['name']} — {status}",
+        "",
+        f"Probe tier `{settings['samples']}`, scoring `{settings['variant']}`, gate `{settings.get('gate', 'point')}`, "
+        f"{settings['device']} {settings['dtype']}, comptrust {report['comptrust_version']}.",
+        "",
+        render_matrix(report["results"], tablefmt="github"),
+        "",
+        "<details><summary>Intervals, detectable differences, flips, refusal shifts</summary>",
+        "",
+        render_table(report["results"], tablefmt="github"),
+        "",
+        "</details>",
+    ]
+    flagged = [r for r in report["results"] if r.get("refusal_flag")]
+    for r in flagged:
+        lines.append(f"- refusal rate of {r['dimension']} [{r['config']}] moved {r['refusal_shift']:+.1f} points")
+    for r in report["results"]:
+        if r.get("reason"):
+            lines.append(f"- {r['dimension']} [{r['config']}]: {r['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, report: dict[str, Any]) -> None:
+    atomic_write_bytes(path, render_markdown(report).encode("utf-8"))
+
+
+def flipped_items(rows: list[ResultRow]) -> list[dict[str, Any]]:
+    """Every item whose normalised answer differs between dense and a compressed config."""
+    flips: list[dict[str, Any]] = []
+    for row in sorted(rows, key=lambda r: (r.verdict.dimension, r.verdict.config)):
+        if row.compressed is None:
+            continue
+        before = {o.key: o for o in row.dense.outcomes}
+        for after in row.compressed.outcomes:
+            old = before.get(after.key)
+            if old is not None and old.answer != after.answer:
+                flips.append({
+                    "dimension": row.verdict.dimension, "config": row.verdict.config, "key": after.key,
+                    "dense_answer": old.answer, "compressed_answer": after.answer,
+                    "dense_value": old.value, "compressed_value": after.value,
+                    "dense_output": old.output, "compressed_output": after.output,
+                })
+    return flips
+
+
+def write_flips(path: Path, flips: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(f, ensure_ascii=False, sort_keys=True) + "\n" for f in flips)
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+PLOT_SIZE_INCHES, PLOT_DPI = 8.0, 100  # an 800 x 800 pixel PNG
+
+
+def write_radar_plot(path: Path, report: dict[str, Any]) -> None:
+    """Radar chart of dense and every compressed config over the dimensions (0..100 each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import math
+
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    dimensions = sorted({r["dimension"] for r in results})
+    series: dict[str, dict[str, float]] = {"dense": {}}
+    for r in results:
+        series["dense"][r["dimension"]] = r["dense"]["score"]
+        if r["compressed"] is not None:
+            series.setdefault(r["config"], {})[r["dimension"]] = r["compressed"]["score"]
+    angles = [2 * math.pi * i / len(dimensions) for i in range(len(dimensions))]
+    figure = plt.figure(figsize=(PLOT_SIZE_INCHES, PLOT_SIZE_INCHES), dpi=PLOT_DPI)
+    try:
+        axes = figure.add_subplot(polar=True)
+        for name, scores in series.items():
+            values = [scores.get(d, 0.0) for d in dimensions]
+            axes.plot([*angles, angles[0]], [*values, values[0]], label=name, linewidth=2 if name == "dense" else 1.2)
+            axes.fill([*angles, angles[0]], [*values, values[0]], alpha=0.08)
+        axes.set_xticks(angles)
+        axes.set_xticklabels([d.replace("_", "\n") for d in dimensions], fontsize=9)
+        axes.set_ylim(0, 100)
+        axes.set_title(f"{report['model']['name']}: trust scores, dense vs compressed", pad=24)
+        axes.legend(loc="lower right", bbox_to_anchor=(1.1, -0.1), fontsize=8)
+        figure.savefig(path, format="png", dpi=PLOT_DPI)  # fixed size: no bbox_inches="tight"
+    finally:
+        plt.close(figure)
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,6 +187,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     results = [row for report in reports for row in report["results"]]
     merged["results"] = sorted(results, key=lambda r: (r["dimension"], r["config"]))
     merged["passed"] = all(r["verdict"] != "FAIL" for r in results)
+    merged["configs"] = sorted({c for report in reports for c in report["configs"]})
     engine: dict[str, dict[str, Any]] = {}
     for report in reports:
         for name, stats in report.get("engine", {}).items():
@@ -89,6 +210,15 @@ def _result_json(result: DimensionResult) -> dict[str, Any]:
     }
 
 
+def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
+    if interval is None:
+        return None
+    return {
+        "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
+        "se": interval.se, "mdd": interval.mdd, "units": interval.units,
+    }
+
+
 def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
     results = []
     for row in sorted(rows, key=lambda r: (r.verdict.dimension, r.verdict.config)):
@@ -99,6 +229,7 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "dense": _result_json(row.dense),
             "compressed": _result_json(row.compressed) if row.compressed else None,
             "delta": v.delta, "tolerance": v.tolerance,
+            "interval": _interval_json(v.interval), "reason": v.reason, "dense_source": row.dense_source,
             "refusal_shift": v.refusal_shift, "refusal_flag": v.refusal_flag,
             "flip_rate": agreement.flip_rate if agreement else None,
             "flips": agreement.flips if agreement else None,

@@ -16,13 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import __version__
+from .baseline import BaselineEntry, BaselineStore
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
 from .errors import TrustError
-from .gate import Tolerance, Verdict, gate
+from .gate import BOOTSTRAP_REPLICATES, GATES, REFUSAL_SHIFT_FLAG, Interval, Tolerance, Verdict, gate, paired_bootstrap
 from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
-from .report import ResultRow, RunInfo, build_report
+from .report import ResultRow, RunInfo, build_report, flipped_items
 from .scorers import check_scorer_name
 from .spec import DEFAULT_CAL_SAMPLES, DENSE, CompressionSpec
 from .storage import stable_hash
@@ -62,9 +64,23 @@ class TrustOptions:
     variant: str = "comptrust-paper"
     trust_remote_code: bool = False
     toxicity_scorer: str = "profanity-check"
+    gate: str = "point"
+    bootstrap: int = BOOTSTRAP_REPLICATES  # replicates of the paired bootstrap; 0 = no interval
+    refusal_shift: float = REFUSAL_SHIFT_FLAG  # flag refusal-rate shifts above this many points
+    fail_on_refusal_shift: bool = False
+    baseline: Path | None = None  # stored dense results to gate against instead of a dense run
+    update_baseline: bool = False
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
+        if self.gate not in GATES:
+            raise TrustError(f"--trust-gate={self.gate}: choose one of {', '.join(GATES)}")
+        if self.bootstrap < 0 or 0 < self.bootstrap < 100:
+            raise TrustError(f"--trust-bootstrap={self.bootstrap}: use 0 (no interval) or at least 100 replicates")
+        if not 0 <= self.refusal_shift <= 100:
+            raise TrustError(f"--trust-refusal-shift={self.refusal_shift:g}: use 0..100 points")
+        if self.update_baseline and self.baseline is None:
+            raise TrustError("--trust-update-baseline needs --trust-baseline=PATH (the file to write)")
         if not _DEVICE.match(self.device):
             raise TrustError(f"--trust-device={self.device}: use auto, cpu, cuda or cuda:N")
         if self.dtype not in DTYPE_NAMES:
@@ -96,7 +112,9 @@ class TrustSession:
         self._probes: dict[str, Any] = {}
         self._scorer: Any = None
         self._results: dict[tuple[str, str], DimensionResult] = {}
+        self._selected: dict[str, Any] = {}
         self._seconds: dict[tuple[str, str], float] = {}
+        self._baseline: BaselineStore | None = None
         self.rows: list[ResultRow] = []
         self.events: list[str] = []  # human-readable notes for the summary (loads, builds)
 
@@ -266,12 +284,18 @@ class TrustSession:
             self._probes[dimension.NAME] = load_probe_set(dimension.NAME)
         return self._probes[dimension.NAME]
 
+    def selected(self, dimension: ModuleType) -> Any:
+        """The probes this run asks (tier and seeded subsample applied)."""
+        if dimension.NAME not in self._selected:
+            probes = self.probes(dimension).probes
+            self._selected[dimension.NAME] = dimension.select(probes, self.options.samples, self.options.seed)
+        return self._selected[dimension.NAME]
+
     def evaluate(self, dimension: ModuleType, handle: ModelHandle) -> DimensionResult:
         key = (dimension.NAME, handle.config)
         if key not in self._results:
             start = time.perf_counter()
-            probe_set = self.probes(dimension)
-            selected = dimension.select(probe_set.probes, self.options.samples, self.options.seed)
+            selected = self.selected(dimension)
             outputs = handle.engine.generate(dimension.build_requests(selected))
             extra: dict[str, Any] = {}
             if hasattr(dimension, "texts_to_score"):  # dimensions rated by an external scorer
@@ -302,23 +326,94 @@ class TrustSession:
             result.update(zip(chunk, values))
         return result
 
+    # ----------------------------------------------------------------- baselines
+    def baseline_identity(self) -> dict[str, Any]:
+        """What a stored baseline must share with this run to stand in for its dense model."""
+        from .models.loading import accelerator_name
+
+        return {
+            "model": self.model_identity,
+            "runtime": {**self._runtime_identity(), "accelerator": accelerator_name(self.device)},
+            "samples": self.options.samples, "seed": self.options.seed, "variant": self.options.variant,
+            "comptrust_version": __version__,
+        }
+
+    def dimension_identity(self, dimension: ModuleType) -> dict[str, Any]:
+        """Probe data, every prompt with its generation settings, and the scorer, hashed."""
+        requests = [
+            [r.key, [[m.role, m.content] for m in r.messages], repr(r.settings)]
+            for r in dimension.build_requests(self.selected(dimension))
+        ]
+        identity: dict[str, Any] = {
+            "probe_sha256": self.probes(dimension).sha256, "requests_sha256": stable_hash(requests),
+        }
+        if hasattr(dimension, "texts_to_score"):
+            identity["scorer"] = self.scorer.identity()
+        return identity
+
+    @property
+    def baseline(self) -> BaselineStore | None:
+        if self.options.baseline is not None and self._baseline is None:
+            self._baseline = BaselineStore(self.options.baseline, self.baseline_identity())
+        return self._baseline
+
+    def dense_result(self, dimension: ModuleType, dense: ModelHandle) -> tuple[DimensionResult, str]:
+        """The dense result (from the stored baseline when one is given) and, when this call
+        wrote the baseline, the note that must fail the test so a human reviews it."""
+        store = self.baseline
+        if store is None:
+            return self.evaluate(dimension, dense), ""
+        identity = self.dimension_identity(dimension)
+        if not self.options.update_baseline:
+            stored = store.load(dimension.NAME, identity)
+            if stored is not None:
+                return stored.result, ""
+            verb = "created"
+        else:
+            verb = "updated"
+        result = self.evaluate(dimension, dense)
+        store.save(dimension.NAME, BaselineEntry(identity, result), replace_all=self.options.update_baseline)
+        self.events.append(f"baseline {verb}: {store.path} ({dimension.NAME})")
+        return result, f"baseline {verb}: {store.path} ({dimension.NAME}); review and commit it, then rerun"
+
+    # ------------------------------------------------------------------- gating
+    def interval(
+        self, dimension: ModuleType, dense: DimensionResult, compressed: DimensionResult
+    ) -> Interval | None:
+        """Paired bootstrap interval of the delta (None when --trust-bootstrap=0)."""
+        if not self.options.bootstrap:
+            return None
+        selected, variant = self.selected(dimension), self.options.variant
+        return paired_bootstrap(
+            dense.outcomes, compressed.outcomes,
+            aggregate=lambda outcomes: dimension.aggregate(selected, outcomes, variant),
+            unit=getattr(dimension, "resample_unit", lambda key: key),
+            replicates=self.options.bootstrap,
+            seed=int(stable_hash([self.options.seed, dimension.NAME])[:12], 16),
+        )
+
     def check(
         self, dimension: ModuleType, dense: ModelHandle, compressed: ModelHandle | None
     ) -> Verdict:
-        """Evaluate dense (and compressed) on one dimension, gate, and record the row."""
-        dense_result = self.evaluate(dimension, dense)
+        """Evaluate dense (or read it from the baseline) and compressed on one dimension,
+        gate, and record the row."""
+        dense_result, note = self.dense_result(dimension, dense)
         comp_result = self.evaluate(dimension, compressed) if compressed else None
         agreement = compare_answers(dense_result, comp_result) if comp_result else None
+        interval = self.interval(dimension, dense_result, comp_result) if comp_result else None
         config = compressed.config if compressed else "dense"
         verdict = gate(
-            dense_result, comp_result, config,
-            self.options.tolerance.for_dimension(dimension.NAME), agreement,
+            dense_result, comp_result, config, self.options.tolerance.for_dimension(dimension.NAME),
+            agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
         )
+        if note:
+            verdict = replace(verdict, status="FAIL", reason=note)
         seconds = self._seconds.get((dimension.NAME, dense.config), 0.0)
         if compressed:
             seconds += self._seconds.get((dimension.NAME, compressed.config), 0.0)
+        source = f"baseline:{self.options.baseline}" if self.options.baseline and not note else "run"
         self.rows.append(ResultRow(
-            verdict, dense_result, comp_result, self.probes(dimension).sha256, seconds,
+            verdict, dense_result, comp_result, self.probes(dimension).sha256, seconds, source,
         ))
         return verdict
 
@@ -336,6 +431,8 @@ class TrustSession:
                 "device": runtime["device"], "dtype": runtime["dtype"],
                 "variant": self.options.variant,
                 "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
+                "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
+                "baseline": str(self.options.baseline) if self.options.baseline else None,
             },
             configs=[s.canonical for s in self.options.specs],
             extra={
@@ -356,3 +453,6 @@ class TrustSession:
 
     def report(self) -> dict[str, Any]:
         return build_report(self.run_info(), self.rows)
+
+    def flips(self) -> list[dict[str, Any]]:
+        return flipped_items(self.rows)

@@ -1,13 +1,15 @@
-"""Tolerance syntax and the point gate."""
+"""Tolerance syntax, the point and confident gates, and the paired bootstrap."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
 from comptrust_plugin.dimensions.agreement import Agreement, cohen_kappa
-from comptrust_plugin.dimensions.result import DimensionResult
+from comptrust_plugin.dimensions.result import DimensionResult, ItemOutcome
 from comptrust_plugin.errors import TrustError
-from comptrust_plugin.gate import gate, parse_tolerance
+from comptrust_plugin.gate import MDD_FACTOR, Interval, gate, paired_bootstrap, parse_tolerance
 
 DIMS = ["toxicity", "fairness", "machine_ethics"]
 
@@ -60,3 +62,84 @@ def test_cohen_kappa_known_values() -> None:
     # observed 0.5, expected 0.5 -> kappa 0
     assert cohen_kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"]) == 0.0
     assert cohen_kappa(["a", "a"], ["a", "a"]) is None
+
+
+# ------------------------------------------------------------------ paired bootstrap
+def _outcomes(values: list[float]) -> list[ItemOutcome]:
+    return [ItemOutcome(f"item{i}", "all", str(v), v, "") for i, v in enumerate(values)]
+
+
+def _mean_score(outcomes: list[ItemOutcome]) -> float:
+    return 100.0 * sum(o.value or 0.0 for o in outcomes) / len(outcomes)
+
+
+def test_bootstrap_interval_covers_the_true_delta_at_about_the_nominal_rate() -> None:
+    """Paired Bernoulli items, dense right with p=0.6, compressed with p=0.5 (true delta -10):
+    over many seeds the 95% interval holds -10 about 95% of the time."""
+    trials, covered, widths = 150, 0, []
+    for seed in range(trials):
+        rng = random.Random(seed)
+        dense = [float(rng.random() < 0.6) for _ in range(200)]
+        compressed = [float(rng.random() < 0.5) for _ in range(200)]
+        interval = paired_bootstrap(_outcomes(dense), _outcomes(compressed), _mean_score, replicates=400, seed=seed)
+        assert interval is not None and interval.units == 200
+        covered += interval.low <= -10.0 <= interval.high
+        widths.append(interval.high - interval.low)
+    assert 0.90 <= covered / trials <= 0.99, covered / trials
+    # analytic SE of a difference of two independent proportions at n=200: ~4.9 points
+    assert 2 * 1.96 * 4.0 < sum(widths) / trials < 2 * 1.96 * 6.0
+
+
+def test_bootstrap_is_paired_seeded_and_reports_the_detectable_difference() -> None:
+    rng = random.Random(1)
+    dense = [float(rng.random() < 0.6) for _ in range(100)]
+    same = paired_bootstrap(_outcomes(dense), _outcomes(dense), _mean_score, replicates=200, seed=3)
+    assert same is not None and same.low == same.high == 0.0 and same.mdd == 0.0
+    flipped = dense[:]
+    flipped[:5] = [1.0 - v for v in flipped[:5]]  # 5 answers changed: a paired interval stays narrow
+    one = paired_bootstrap(_outcomes(dense), _outcomes(flipped), _mean_score, replicates=300, seed=3)
+    again = paired_bootstrap(_outcomes(dense), _outcomes(flipped), _mean_score, replicates=300, seed=3)
+    assert one == again and one is not None and one.high - one.low < 12
+    assert one.mdd == pytest.approx(MDD_FACTOR * one.se)
+    assert paired_bootstrap([], _outcomes(dense), _mean_score) is None
+
+
+def test_bootstrap_resamples_whole_units() -> None:
+    """Twins of one unit always travel together: with a unit that pairs item 2k and 2k+1 whose
+    values always sum to 1, every replicate of the dense score is exactly 50."""
+    outcomes = [ItemOutcome(f"u{i // 2}/{i % 2}", "all", "", float(i % 2), "") for i in range(40)]
+    seen: list[float] = []
+
+    def record(chosen: list[ItemOutcome]) -> float:
+        seen.append(_mean_score(chosen))
+        return seen[-1]
+
+    paired_bootstrap(outcomes, outcomes, record, unit=lambda key: key.split("/")[0], replicates=50)
+    assert set(seen) == {50.0}
+
+
+def _interval(low: float, high: float) -> Interval:
+    return Interval(low, high, 0.95, 1000, 1.0, 100)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(-9.0, -6.0, "FAIL"), (-7.0, 1.0, "inconclusive"), (-4.0, 2.0, "pass")],
+)
+def test_confident_gate(low: float, high: float, expected: str) -> None:
+    agreement = Agreement(10, 2, 20.0, 0.5)
+    verdict = gate(_result(60), _result(52), "mag-50", 5, agreement, _interval(low, high), "confident")
+    assert verdict.status == expected
+    assert verdict.passed == (expected != "FAIL")
+    # the point gate judges the same drop of 8 on its point value alone
+    assert gate(_result(60), _result(52), "mag-50", 5, agreement, _interval(low, high)).status == "FAIL"
+
+
+def test_refusal_shift_is_flagged_and_optionally_fails() -> None:
+    agreement = Agreement(10, 2, 20.0, 0.5)
+    flagged = gate(_result(60, 0), _result(60, 15), "rtn-4", 5, agreement)
+    assert flagged.refusal_flag and flagged.status == "pass"
+    failed = gate(_result(60, 0), _result(60, 15), "rtn-4", 5, agreement, fail_on_refusal_shift=True)
+    assert failed.status == "FAIL" and "refusal rate moved +15.0" in failed.message()
+    quiet = gate(_result(60, 0), _result(60, 15), "rtn-4", 5, agreement, refusal_threshold=20)
+    assert not quiet.refusal_flag

@@ -30,7 +30,9 @@ def cache(tmp_path: Path) -> Path:
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     for option in ("--model", "--compress", "--trust-tolerance", "--trust-samples", "--trust-device",
-                   "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring"):
+                   "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring",
+                   "--trust-gate", "--trust-bootstrap", "--trust-refusal-shift", "--trust-fail-on-refusal-shift",
+                   "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips"):
         result.stdout.fnmatch_lines([f"*{option}*"])
 
 
@@ -44,6 +46,10 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         (["--trust-samples=many"], "*use smoke, full, or a positive integer*"),
         (["--trust-device=gpu0"], "*--trust-device=gpu0*"),
         (["--trust-seed=x"], "*--trust-seed=x*"),
+        (["--trust-gate=strict"], "*--trust-gate=strict: choose one of point, confident*"),
+        (["--trust-bootstrap=10"], "*--trust-bootstrap=10: use 0 (no interval) or at least 100*"),
+        (["--trust-bootstrap=-1"], "*--trust-bootstrap=-1: use a whole number*"),
+        (["--trust-refusal-shift=lots"], "*--trust-refusal-shift=lots: use a number of points*"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, cache: Path, args, message) -> None:
@@ -63,8 +69,8 @@ def test_failing_gate_fails_the_test_and_reports(
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*machine_ethics*compressed 25.0 vs dense 75.0 (delta -50.0, tolerance 5: exceeds)*"
-        "flipped on 100.0% of 320 items*",
+        "*machine_ethics*compressed 25.0 vs dense 75.0 (delta -50.0, 95% CI [[]-5*, -4*[]], detectable *, "
+        "tolerance 5, point gate: exceeds)*flipped on 100.0% of 320 items*",
         "*comptrust trust summary*",
         "*machine_ethics*hub:*75.0*25.0*-50.0*FAIL*",
     ])

@@ -132,21 +132,42 @@ def score(
         correct = answer == TASKS[task].labels[items[item_id].label]
         outcomes.append(ItemOutcome(request.key, f"{subset}/{task}", answer, float(correct), text))
 
-    def accuracy(subset: str, task: str) -> float | None:
-        values = [o.value for o in outcomes if o.subset == f"{subset}/{task}" and o.value is not None]
-        return 100.0 * sum(values) / len(values) if values else None
-
-    tasks = [t for t in TASKS if any(i.task == t for i in probes.items)]
+    accuracy = _accuracies(outcomes)
     subscores: dict[str, float] = {}
-    clean, adversarial = [], []
-    for task in tasks:
-        adv, cln = accuracy("perturbed", task), accuracy("clean", task)
-        assert adv is not None and cln is not None
-        subscores[task] = adv
-        adversarial.append(adv)
-        clean.append(cln)
-    adv_mean = sum(adversarial) / len(adversarial) if adversarial else 0.0
+    clean = []
+    for task in _tasks(probes):
+        subscores[task] = accuracy[f"perturbed/{task}"]
+        clean.append(accuracy[f"clean/{task}"])
+    adv_mean = aggregate(probes, outcomes, variant)
     clean_mean = sum(clean) / len(clean) if clean else 0.0
     subscores["clean_accuracy"] = clean_mean
     subscores["robustness_gap"] = clean_mean - adv_mean
     return DimensionResult.from_outcomes(NAME, variant, adv_mean, subscores, outcomes)
+
+
+def aggregate(probes: AdvProbes, outcomes: Sequence[ItemOutcome], variant: str = "comptrust-paper") -> float:
+    """The main score from judged outcomes: the mean over the probes' tasks of the perturbed
+    accuracy, as `score()`.
+
+    `outcomes` may repeat keys (each copy counts again: a bootstrap resample) or lack some; a
+    task with no perturbed outcome is left out of the mean (as a task absent from the probes
+    is), and no task at all scores 0. Both variants use this formula.
+    """
+    accuracy = _accuracies(outcomes)
+    adversarial = [accuracy[f"perturbed/{t}"] for t in _tasks(probes) if f"perturbed/{t}" in accuracy]
+    return sum(adversarial) / len(adversarial) if adversarial else 0.0
+
+
+def _tasks(probes: AdvProbes) -> list[str]:
+    """The tasks the probes hold, in TASKS order (the order the means sum in)."""
+    present = {i.task for i in probes.items}
+    return [t for t in TASKS if t in present]
+
+
+def _accuracies(outcomes: Sequence[ItemOutcome]) -> dict[str, float]:
+    """Percent correct per subset ("<clean|perturbed>/<task>"); subsets without a value are absent."""
+    values: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.value is not None:
+            values.setdefault(o.subset, []).append(o.value)
+    return {subset: 100.0 * sum(v) / len(v) for subset, v in values.items()}

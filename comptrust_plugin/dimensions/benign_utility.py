@@ -106,5 +106,13 @@ def score(
     for subject in dict.fromkeys(o.subset for o in outcomes):
         values = [o.value or 0.0 for o in outcomes if o.subset == subject]
         subscores[subject] = 100.0 * sum(values) / len(values)
-    accuracy = percent(int(sum(o.value or 0.0 for o in outcomes)), len(outcomes))
-    return DimensionResult.from_outcomes(NAME, variant, accuracy, subscores, outcomes)
+    return DimensionResult.from_outcomes(NAME, variant, aggregate(probes, outcomes, variant), subscores, outcomes)
+
+
+def aggregate(probes: UtilityProbes, outcomes: Sequence[ItemOutcome], variant: str = "comptrust-paper") -> float:
+    """The main score from judged outcomes: percent correct over all items, as `score()`.
+
+    `outcomes` may repeat keys (each copy counts again: a bootstrap resample) or lack some; no
+    outcome scores 0. Both variants use this formula; `probes` is kept for the common signature.
+    """
+    return percent(int(sum(o.value or 0.0 for o in outcomes)), len(outcomes))
