@@ -45,10 +45,12 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 
 
 def _interval(row: dict[str, Any]) -> tuple[str, str]:
+    """(interval, detectable difference), the latter marked when the tolerance is below it."""
     interval = row.get("interval")
     if not interval:
         return "-", "-"
-    return f"[{interval['low']:+.1f}, {interval['high']:+.1f}]", f"{interval['mdd']:.1f}"
+    mdd = f"{interval['mdd']:.1f}" + (" (>tol)" if interval["mdd"] > row["tolerance"] else "")
+    return f"[{interval['low']:+.1f}, {interval['high']:+.1f}]", mdd
 
 
 def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str:

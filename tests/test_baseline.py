@@ -130,6 +130,7 @@ def test_report_files_markdown_plot_flips_and_matrix(
     assert rows["rtn-8"]["interval"]["mdd"] == 0.0 and data["settings"]["gate"] == "confident"
     text = markdown.read_text()
     assert text.startswith("## comptrust: ") and "| machine_ethics |" in text and "1 verdict(s) FAIL" in text
+    assert "(>tol)" in text  # the hub config's detectable difference (about 11) is above the tolerance of 5
     png = plot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
