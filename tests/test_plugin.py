@@ -139,13 +139,15 @@ def test_xdist_modes_give_one_table_and_identical_results(
     pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path,
     tmp_path: Path, mode: list[str],
 ) -> None:
-    report = tmp_path / "report.json"
+    report, flips = tmp_path / "report.json", tmp_path / "flips.jsonl"
     result = _run(
         pytester, cache, f"--model={says_wrong_model}", f"--compress=mag-50,hub:{says_not_wrong_model}",
-        f"--trust-report={report}", *mode,
+        f"--trust-report={report}", f"--trust-flips={flips}", *mode,
     )
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("comptrust trust summary") == 1
+    flipped = [json.loads(line) for line in flips.read_text().splitlines()]
+    assert len(flipped) == 320 and {f["config"] for f in flipped} == {"hub:" + str(says_not_wrong_model)}
     rows = json.loads(report.read_text())["results"]
     assert [(r["config"], r["verdict"], r["delta"], r["flip_rate"]) for r in rows] == [
         ("hub:" + str(says_not_wrong_model), "FAIL", -50.0, 100.0),
