@@ -61,8 +61,13 @@ def perplexity(model: object, windows: list[object]) -> float:
     return float(torch.exp(torch.tensor(total / count)))
 
 
-def run_one(spec_text: str, ns: int, seqlen: int, cache: Path) -> dict[str, object]:
-    """Child process body: load, compress, evaluate; returns one result row."""
+def run_one(spec_text: str, ns: int, seqlen: int, cache: Path, dtype_name: str) -> dict[str, object]:
+    """Child process body: load, compress, evaluate; returns one result row.
+
+    The model is loaded and compressed in `dtype_name` (bf16: what a CPU run of the plugin uses);
+    perplexity is always measured in float32 on the stored weights (bf16 upcasts exactly), so
+    rows made in different dtypes compare.
+    """
     import torch
 
     from comptrust_plugin.compress.apply import compress_model
@@ -70,7 +75,8 @@ def run_one(spec_text: str, ns: int, seqlen: int, cache: Path) -> dict[str, obje
     from comptrust_plugin.models.registry import resolve_model
     from comptrust_plugin.spec import parse_spec
 
-    loaded = load_model(resolve_model("smollm2-135m"), cache, torch.device("cpu"), torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
+    loaded = load_model(resolve_model("smollm2-135m"), cache, torch.device("cpu"), dtype)
     spec = parse_spec(spec_text)
     if spec.is_calibrated:
         spec = replace(spec, n_samples=ns, seqlen=seqlen)
@@ -79,7 +85,7 @@ def run_one(spec_text: str, ns: int, seqlen: int, cache: Path) -> dict[str, obje
         start = time.perf_counter()
         compress_model(loaded.model, spec, loaded.tokenizer)
         seconds = time.perf_counter() - start
-    ppl = perplexity(loaded.model, heldout_windows(loaded.tokenizer))
+    ppl = perplexity(loaded.model.float(), heldout_windows(loaded.tokenizer))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
     return {"spec": spec_text, "seconds": seconds, "peak_gb": peak_gb, "ppl": ppl}
 
@@ -90,6 +96,8 @@ def main() -> None:
     parser.add_argument("--ns", type=int, default=16, help="calibration windows")
     parser.add_argument("--seqlen", type=int, default=512, help="tokens per calibration window")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16",
+                        help="model dtype while compressing (bf16: the plugin's CPU default)")
     default_cache = os.environ.get("COMPTRUST_TEST_CACHE", "/tmp/comptrust-test-cache")
     parser.add_argument("--cache", default=default_cache, help="model cache directory")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode
@@ -100,16 +108,16 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-        print(json.dumps(run_one(args.one, args.ns, args.seqlen, Path(args.cache))))
+        print(json.dumps(run_one(args.one, args.ns, args.seqlen, Path(args.cache), args.dtype)))
         return
 
-    print(f"# embedded smollm2-135m, float32, CPU x{os.cpu_count()}, threads={args.threads or 'default'}, "
+    print(f"# embedded smollm2-135m, compressed in {args.dtype}, ppl in fp32, CPU x{os.cpu_count()}, threads={args.threads or 'default'}, "
           f"calibration {args.ns} x {args.seqlen} tokens of comptrust-mix, load avg {os.getloadavg()[0]:.1f}")
     rows = []
     for spec in args.specs:
         command = [
             sys.executable, __file__, "--one", spec, "--ns", str(args.ns), "--seqlen", str(args.seqlen),
-            "--threads", str(args.threads), "--cache", args.cache,
+            "--threads", str(args.threads), "--cache", args.cache, "--dtype", args.dtype,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -16,7 +16,8 @@ from .magnitude import magnitude_prune_
 from .runner import BlockCompressor
 
 # Bumped whenever a method's numerics change: part of every artifact's identity.
-METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 1, "sparsegpt": 2, "gptq": 2, "awq": 1}  # 2: sink-weighted H
+# sparsegpt/gptq 2: sink-weighted Hessian; wanda 2, sparsegpt/gptq 3: block passes in the model's dtype
+METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 3, "gptq": 3, "awq": 1}
 
 
 @dataclass

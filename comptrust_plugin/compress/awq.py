@@ -171,6 +171,10 @@ def _fold_into_linear(producer: nn.Linear, scales: torch.Tensor) -> None:
 
 
 class AWQCompressor:
+    # float32 block passes: the searches compare outputs of candidate weights, and
+    # bf16 rounding noise is of the size of the differences they rank.
+    compute_dtype: torch.dtype | None = torch.float32
+
     def __init__(self, bits: int, group_size: int) -> None:
         self.bits, self.group_size = bits, group_size
         # (block index, Linear name) -> the input scales folded into it, for inspection: the

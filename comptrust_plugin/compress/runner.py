@@ -12,9 +12,13 @@ the keyword arguments of *every* block are captured once (a forward pre-hook wit
 single window); all windows have the same length and no padding, so they are the same for
 every window and broadcast over a batch.
 
-Numerics: each block is processed in float32 whatever the model's dtype, and its compressed
-weights are rounded to the model's dtype *before* the re-run, so the next block sees exactly
-the activations the stored model will produce.
+Numerics: a compressor says which dtype its block passes run in (`compute_dtype`): None
+means the model's own dtype, as the reference implementations do on GPUs (fp16/bf16 forward
+passes); the statistics (activation norms, Hessians) and the weight updates are always
+accumulated and computed in float32 from those activations. A compressor that compares
+outputs of candidate weights (AWQ's searches) asks for float32. Compressed weights are rounded
+to the model's dtype *before* the re-run, so the next block sees exactly the activations the
+stored model will produce.
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ class InputGroup:
 
 
 class BlockCompressor(Protocol):
-    """One calibrated method: compress one block in place, return scalar diagnostics."""
+    """One calibrated method: compress one block in place, return scalar diagnostics.
+
+    `compute_dtype`: the dtype of the block's calibration passes (None: the model's dtype).
+    """
+
+    compute_dtype: torch.dtype | None
 
     def compress_block(self, step: BlockStep) -> dict[str, float]: ...
 
@@ -77,22 +86,22 @@ def _unwrap(output: Any) -> torch.Tensor:
     return output
 
 
-def _to_float32(value: Any) -> Any:
-    """Floating tensors (rotary cos/sin, additive masks) to float32, recursively; others as they are."""
+def _to_dtype(value: Any, dtype: torch.dtype) -> Any:
+    """Floating tensors (rotary cos/sin, additive masks) to `dtype`, recursively; others as they are."""
     if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() else value
+        return value.to(dtype) if value.is_floating_point() else value
     if isinstance(value, tuple | list):
-        return type(value)(_to_float32(v) for v in value)
+        return type(value)(_to_dtype(v, dtype) for v in value)
     if isinstance(value, dict):
-        return {k: _to_float32(v) for k, v in value.items()}
+        return {k: _to_dtype(v, dtype) for k, v in value.items()}
     return value
 
 
 class BlockStep:
     """One decoder block during calibration: its Linears, inputs and a way to run them.
 
-    `inputs` holds the calibration activations entering the block, float32, shape
-    (samples, seqlen, hidden). Methods attach their own hooks and call `run()`, or use
+    `inputs` holds the calibration activations entering the block, in the compute dtype,
+    shape (samples, seqlen, hidden). Methods attach their own hooks and call `run()`, or use
     `observe_inputs()` for the common case of per-input-group statistics.
     """
 
@@ -106,6 +115,7 @@ class BlockStep:
         self.batch_size = batch_size
         self.linears = block_linears(block)
         self._groups: list[InputGroup] | None = None
+        self._last_group: InputGroup | None = None
 
     def batches(self) -> Iterator[torch.Tensor]:
         for start in range(0, self.inputs.shape[0], self.batch_size):
@@ -142,10 +152,12 @@ class BlockStep:
         produced: dict[int, str] = {}
         alive: list[torch.Tensor] = []  # keeps produced tensors alive so their id()s stay unique
         handles = []
+        order: list[str] = []  # Linears in the order their inputs are computed
 
         def remember_input(name: str) -> Callable[..., None]:
             def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
                 seen[name] = args[0]
+                order.append(name)
             return hook
 
         def remember_output(name: str) -> Callable[..., None]:
@@ -160,7 +172,15 @@ class BlockStep:
             def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
                 x = args[0]
                 observe(group, x.reshape(-1, x.shape[-1]).float())
+                if group == self._last_group:
+                    raise _StopForward  # nothing after the last group's input is needed
             return hook
+
+        def observe_batch(hidden: torch.Tensor) -> None:
+            try:
+                self.forward(hidden)
+            except _StopForward:
+                return
 
         batch_iter = self.batches()
         first = next(batch_iter)
@@ -188,12 +208,14 @@ class BlockStep:
                 else:
                     groups.append(InputGroup((name,), produced.get(id(seen[name]))))
             self._groups = groups
+            # the group whose input is computed last (pre-hooks fired in execution order)
+            self._last_group = max(groups, key=lambda g: order.index(g.names[0]))
             for group in groups:
                 x = seen[group.names[0]]
                 observe(group, x.reshape(-1, x.shape[-1]).float())
         else:
             with _hooked_leaders(self, observe_leader):
-                self.forward(first)
+                observe_batch(first)
         seen.clear()
         produced.clear()
         alive.clear()
@@ -204,7 +226,7 @@ class BlockStep:
             for count, hidden in enumerate(batch_iter):
                 if remaining is not None and count >= remaining:
                     break
-                self.forward(hidden)
+                observe_batch(hidden)
 
 
 class _hooked_leaders:
@@ -229,9 +251,10 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def capture_block_inputs(
-    model: nn.Module, blocks: nn.ModuleList, input_ids: torch.Tensor, batch_size: int
+    model: nn.Module, blocks: nn.ModuleList, input_ids: torch.Tensor, batch_size: int,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Hidden states entering block 0 for every window (float32), and every block's kwargs."""
+    """Hidden states entering block 0 for every window, and every block's kwargs, in `dtype`."""
     device = _model_device(model)
     hidden: list[torch.Tensor] = []
 
@@ -239,7 +262,7 @@ def capture_block_inputs(
         x = args[0] if args else kwargs.get("hidden_states")
         if not isinstance(x, torch.Tensor):
             raise TrustError("cannot find the hidden states passed to the first decoder block")
-        hidden.append(x.detach().float())
+        hidden.append(x.detach().to(dtype))
         raise _StopForward
 
     block_kwargs: list[dict[str, Any] | None] = [None] * len(blocks)
@@ -248,7 +271,7 @@ def capture_block_inputs(
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             kept = {k: v for k, v in kwargs.items() if k != "hidden_states"}
             kept["use_cache"] = False
-            block_kwargs[index] = _to_float32(kept)
+            block_kwargs[index] = _to_dtype(kept, dtype)
             if index == len(blocks) - 1:
                 raise _StopForward
         return hook
@@ -299,17 +322,18 @@ def run_layerwise(
     batch_size = max(1, TOKENS_PER_BATCH // seqlen)
     was_training = model.training
     model.eval()
+    compute = getattr(compressor, "compute_dtype", None) or next(blocks[0].parameters()).dtype
     try:
-        inputs, kwargs = capture_block_inputs(model, blocks, input_ids, batch_size)
+        inputs, kwargs = capture_block_inputs(model, blocks, input_ids, batch_size, compute)
         extra: dict[str, float] = {}
         for index, block in enumerate(blocks):
             dtype = next(block.parameters()).dtype
-            block.float()
+            block.to(compute)
             step = BlockStep(index, block, inputs, kwargs[index], batch_size)
             for key, value in compressor.compress_block(step).items():
                 extra[key] = max(extra.get(key, value), value)
-            if dtype != torch.float32:
-                block.to(dtype).float()  # the re-run must see the stored (rounded) weights
+            if dtype != compute:
+                block.to(dtype).to(compute)  # the re-run must see the stored (rounded) weights
             inputs = step.outputs()
             block.to(dtype)
             del step

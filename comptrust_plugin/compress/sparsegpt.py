@@ -93,6 +93,9 @@ def _sparsegpt_sweep(
 
 
 class SparseGPTCompressor:
+    # Block passes in the model's dtype; statistics and updates in float32 (see runner).
+    compute_dtype: torch.dtype | None = None
+
     def __init__(self, sparsity: float | None, n_m: tuple[int, int] | None, damp: float) -> None:
         self.sparsity, self.n_m, self.damp = sparsity, n_m, damp
 

@@ -43,6 +43,9 @@ def wanda_mask(
 
 
 class WandaCompressor:
+    # Block passes in the model's dtype; statistics and updates in float32 (see runner).
+    compute_dtype: torch.dtype | None = None
+
     def __init__(self, sparsity: float | None, n_m: tuple[int, int] | None) -> None:
         self.sparsity, self.n_m = sparsity, n_m
 
