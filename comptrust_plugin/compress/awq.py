@@ -203,26 +203,33 @@ class AWQCompressor:
 
         def record_call(capture: _GroupCapture) -> Callable[..., None]:
             def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                if state["window"] < search_windows:
-                    capture.calls.append((args, kwargs))
+                capture.calls.append((args, kwargs))
             return hook
 
         def record_target(capture: _GroupCapture) -> Callable[..., None]:
             def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-                if state["window"] < search_windows:
-                    capture.targets.append(_first_tensor(output).detach().clone())
+                capture.targets.append(_first_tensor(output).detach().clone())
             return hook
 
         for capture in captures:
             leader = step.linears[capture.group.names[0]]
-            inspect = modules[capture.inspect_name]
             handles.append(leader.register_forward_pre_hook(observe(capture)))
-            handles.append(inspect.register_forward_pre_hook(record_call(capture), with_kwargs=True))
-            handles.append(inspect.register_forward_hook(record_target(capture)))
         try:
             for hidden in step.batches():
                 step.forward(hidden)
                 state["window"] += hidden.shape[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        # The search's inputs and float targets: one more pass over its first windows only
+        # (a calibration batch holds more windows than the search uses).
+        handles = []
+        for capture in captures:
+            inspect = modules[capture.inspect_name]
+            handles.append(inspect.register_forward_pre_hook(record_call(capture), with_kwargs=True))
+            handles.append(inspect.register_forward_hook(record_target(capture)))
+        try:
+            step.forward(step.inputs[:search_windows])
         finally:
             for handle in handles:
                 handle.remove()
@@ -248,6 +255,10 @@ class AWQCompressor:
                     count += target.numel()
                 return total / count
 
+            if not self._foldable(step, modules, capture.group):
+                capture.calls.clear()  # no producer can take scales (GQA's o_proj): plain RTN + clipping
+                capture.targets.clear()
+                continue
             scales, ratio = search_scales(linears, abs_mean, self.bits, self.group_size, loss_of)
             capture.calls.clear()
             capture.targets.clear()
@@ -268,6 +279,30 @@ class AWQCompressor:
                     weight = clip_search(weight, x, self.bits, self.group_size)
                 linear.weight.data = quantize_rtn(weight, self.bits, self.group_size).to(linear.weight.dtype)
         return {"awq_groups_scaled": float(folded), "awq_mean_alpha": sum(ratios) / max(len(ratios), 1)}
+
+    def _foldable(self, step: BlockStep, modules: dict[str, nn.Module], group: InputGroup) -> bool:
+        """Whether some producer could take the scales (shapes only; `_fold` checks numerics).
+
+        Searching scales that can never be applied would only cost time.
+        """
+        if group.producer is not None:
+            producer = modules[group.producer]
+            if isinstance(producer, nn.Linear):
+                return True
+            weight = getattr(producer, "weight", None)
+            return isinstance(weight, torch.Tensor) and weight.shape == (step.linears[group.names[0]].in_features,)
+        if len(group.names) != 1:
+            return False
+        parent, _, leaf = group.names[0].rpartition(".")
+        consumer = step.linears[group.names[0]]
+        for consumer_leaf, source in LINEAR_FOLDS:
+            if leaf != consumer_leaf:
+                continue
+            producer = step.linears.get(f"{parent}.{source}" if parent else source)
+            if producer is None or producer.weight.shape[0] != consumer.weight.shape[1]:
+                return False
+            return not (producer.weight.shape != consumer.weight.shape and consumer_leaf == "o_proj")
+        return False
 
     def _fold(
         self, step: BlockStep, modules: dict[str, nn.Module], group: InputGroup, scales: torch.Tensor
