@@ -13,10 +13,13 @@ targets on a 2-core CPU (one pass of 65k tokens through 30 blocks alone takes mi
 this benchmark uses `--ns` windows of `--seqlen` tokens (default 16 x 512 = 8192 tokens) and
 prints the size it used.
 
-GPTQ reference comparison (issue 3): `gptqmodel` 7.6.0 does install next to torch 2.13.0+cpu
-with a pip constraint in a throwaway venv (`python -m venv /tmp/gq && /tmp/gq/bin/pip install
--c constraints.txt torch==2.13.0 gptqmodel`, constraints.txt = `torch==2.13.0`), but it is not
-a dependency of comptrust and its timing is not run here; see the printed note.
+GPTQ reference comparison: `gptqmodel` (what optimum's GPTQ runs on) installs next to
+torch 2.13.0+cpu with a pip constraint in a throwaway venv (`python -m venv /tmp/gq &&
+/tmp/gq/bin/pip install -c constraints.txt torch==2.13.0 gptqmodel`, constraints.txt =
+`torch==2.13.0`); it is not a dependency of comptrust. `--gptqmodel-python /tmp/gq/bin/python`
+runs benchmarks/gptqmodel_reference.py under that interpreter on the same bf16 model, the same
+calibration windows and the same held-out text, and prints its time and perplexity beside
+ours with the ratio.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ DEFAULT_SPECS = ("mag-50", "rtn-4", "wanda-50", "sparsegpt-50", "gptq-4", "awq-4
 TARGET_SECONDS = {"mag": 3, "rtn": 3, "wanda": 20, "sparsegpt": 60, "gptq": 60, "awq": 90}
 PEAK_TARGET_GB = 3.0
 GPTQMODEL_NOTE = (
-    "gptqmodel 7.6.0 installs with torch pinned to 2.13.0 (pip constraint, throwaway venv); "
-    "the optimum/gptqmodel timing comparison (~130 s reported for gptq-4) was not run here"
+    "gptqmodel reference not run: pass --gptqmodel-python PATH (an interpreter with gptqmodel "
+    "installed beside torch==2.13.0; see the module docstring)"
 )
 
 
@@ -90,6 +93,34 @@ def run_one(spec_text: str, ns: int, seqlen: int, cache: Path, dtype_name: str) 
     return {"spec": spec_text, "seconds": seconds, "peak_gb": peak_gb, "ppl": ppl}
 
 
+def run_gptqmodel(python: str, ns: int, seqlen: int, cache: Path, bits: int = 4, group_size: int = 128) -> dict:
+    """gptqmodel's GPTQ on the same model, calibration windows and held-out text (child process)."""
+    import tempfile
+
+    from comptrust_plugin.compress.calibration import calibration_windows
+    from comptrust_plugin.models.loading import load_tokenizer, materialize_embedded
+    from comptrust_plugin.models.registry import resolve_model
+    from comptrust_plugin.spec import parse_spec
+
+    entry = resolve_model("smollm2-135m")
+    model_dir = materialize_embedded(entry, cache)
+    tokenizer = load_tokenizer(entry, cache)
+    spec = replace(parse_spec(f"gptq-{bits}-g{group_size}"), n_samples=ns, seqlen=seqlen)
+    job = {
+        "model_dir": str(model_dir), "bits": bits, "group_size": group_size,
+        "calibration": calibration_windows(spec, tokenizer).tolist(),
+        "heldout": [w[0].tolist() for w in heldout_windows(tokenizer)],
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(job, handle)
+    script = Path(__file__).with_name("gptqmodel_reference.py")
+    done = subprocess.run([python, str(script), handle.name], capture_output=True, text=True, check=False)
+    Path(handle.name).unlink(missing_ok=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=["dense", *DEFAULT_SPECS])
@@ -100,6 +131,8 @@ def main() -> None:
                         help="model dtype while compressing (bf16: the plugin's CPU default)")
     default_cache = os.environ.get("COMPTRUST_TEST_CACHE", "/tmp/comptrust-test-cache")
     parser.add_argument("--cache", default=default_cache, help="model cache directory")
+    parser.add_argument("--gptqmodel-python", default=os.environ.get("COMPTRUST_GPTQMODEL_PYTHON"),
+                        help="an interpreter with gptqmodel installed: run the reference GPTQ beside ours")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
 
@@ -111,7 +144,8 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.ns, args.seqlen, Path(args.cache), args.dtype)))
         return
 
-    print(f"# embedded smollm2-135m, compressed in {args.dtype}, ppl in fp32, CPU x{os.cpu_count()}, threads={args.threads or 'default'}, "
+    print(f"# embedded smollm2-135m, compressed in {args.dtype}, ppl in fp32, CPU x{os.cpu_count()}, "
+          f"threads={args.threads or 'default'}, "
           f"calibration {args.ns} x {args.seqlen} tokens of comptrust-mix, load avg {os.getloadavg()[0]:.1f}")
     rows = []
     for spec in args.specs:
@@ -137,7 +171,20 @@ def main() -> None:
         memory_flag = "" if float(row["peak_gb"]) <= PEAK_TARGET_GB else " !"
         print(f"| {row['spec']:<14} | {row['seconds']:8.1f} | {target if target else '-':>8} | "
               f"{row['peak_gb']:7.2f} | {row['ppl']:8.2f} |{flag}{memory_flag}")
-    print(f"\n# {GPTQMODEL_NOTE}")
+    if not args.gptqmodel_python:
+        print(f"\n# {GPTQMODEL_NOTE}")
+        return
+    reference = run_gptqmodel(args.gptqmodel_python, args.ns, args.seqlen, Path(args.cache))
+    if "error" in reference:
+        print(f"\n# gptqmodel reference failed: {reference['error']}")
+        return
+    ours = next((r for r in rows if str(r["spec"]) == "gptq-4"), None)
+    print(f"\n# gptqmodel gptq-4 (g128, same bf16 model, calibration and held-out text): "
+          f"{reference['seconds']:.1f} s, ppl {reference['ppl']:.2f}")
+    if ours is not None:
+        print(f"# ours / gptqmodel: time {float(ours['seconds']) / reference['seconds']:.2f}x "
+              f"(speed-up {reference['seconds'] / float(ours['seconds']):.2f}x), "
+              f"ppl {float(ours['ppl']):.2f} vs {reference['ppl']:.2f}")
 
 
 if __name__ == "__main__":

@@ -336,16 +336,19 @@ def perplexity(model: nn.Module, ids: torch.Tensor) -> float:
 
 
 def _perplexities(
-    embedded: object, specs: tuple[str, ...], n_samples: int = 8, seqlen: int = 256
+    embedded: object, specs: tuple[str, ...], n_samples: int = 8, seqlen: int = 256,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, float]:
+    """Perplexity (always in float32) of each spec compressed from a `dtype` copy of the model."""
     model, tokenizer = embedded.model, embedded.tokenizer  # type: ignore[attr-defined]
     ids = heldout_ids(tokenizer)
     dense_state = {k: v.clone() for k, v in model.state_dict().items()}
-    ppl = {"dense": perplexity(model, ids)}
+    ppl = {"dense": perplexity(model.to(dtype).float(), ids)}
     for text in specs:
         model.load_state_dict(dense_state)
+        model.to(dtype)
         compress_model(model, replace(parse_spec(text), n_samples=n_samples, seqlen=seqlen), tokenizer)
-        ppl[text] = perplexity(model, ids)
+        ppl[text] = perplexity(model.float(), ids)
     model.load_state_dict(dense_state)
     print({k: round(v, 2) for k, v in ppl.items()})
     return ppl
@@ -366,10 +369,13 @@ def test_embedded_model_perplexity_ordering(embedded: object) -> None:
     not os.environ.get("COMPTRUST_SLOW_TESTS"), reason="about 6 minutes on 2 CPUs; set COMPTRUST_SLOW_TESTS=1"
 )
 def test_embedded_model_gptq_and_awq_beat_rtn(embedded: object) -> None:
-    """At the CPU default calibration (16 x 512 tokens). Measured: dense 23.89, rtn-4 30.22,
-    gptq-4 28.43, awq-4 26.79, rtn-3 114 (gptq-4 was worse than rtn-4 before the
-    sink-weighted Hessian; see compress/gptq.py)."""
-    ppl = _perplexities(embedded, ("rtn-8", "rtn-4", "rtn-3", "gptq-4", "awq-4"), n_samples=16, seqlen=512)
+    """At the CPU default calibration (16 x 512 tokens), compressing in bf16 as a CPU run of the
+    plugin does. Measured in fp32 before the bf16 passes: dense 23.89, rtn-4 30.22, gptq-4 28.43,
+    awq-4 26.79, rtn-3 114 (gptq-4 was worse than rtn-4 before the sink-weighted Hessian; see
+    compress/gptq.py)."""
+    ppl = _perplexities(
+        embedded, ("rtn-8", "rtn-4", "rtn-3", "gptq-4", "awq-4"), n_samples=16, seqlen=512, dtype=torch.bfloat16,
+    )
     assert max(ppl["rtn-8"], ppl["dense"]) < min(ppl["gptq-4"], ppl["awq-4"])
     assert max(ppl["gptq-4"], ppl["awq-4"]) < ppl["rtn-3"]
     assert ppl["gptq-4"] < ppl["rtn-4"] and ppl["awq-4"] <= ppl["rtn-4"]
