@@ -22,8 +22,15 @@ import time
 
 
 def main() -> None:
+    import gptqmodel
     import torch
-    from gptqmodel import GPTQModel, QuantizeConfig
+    from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
+
+    # gptqmodel 7.6.0 sizes its CPU pool at (cores + 1) // 2 workers but asks for a 2-worker
+    # model-loader pool inside it, which fails on a 2-core machine ("requests 2 workers but
+    # parent 'cpu' only has 1"). Give the CPU pool 2 workers (the pool is built lazily).
+    if hasattr(gptqmodel, "_default_cpu_workers"):
+        gptqmodel._default_cpu_workers = lambda: 2
 
     job = json.loads(open(sys.argv[1], encoding="utf-8").read())
     config = QuantizeConfig(bits=job["bits"], group_size=job["group_size"], desc_act=False)
@@ -34,7 +41,9 @@ def main() -> None:
     seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as out:
         model.save(out)
-        quantized = GPTQModel.load(out, device="cpu")
+        # the pure-torch kernel: the CPU int4 kernel needs in_features divisible by the group
+        # size (SmolLM2's 576 is not by 128)
+        quantized = GPTQModel.load(out, device="cpu", backend=BACKEND.GPTQ_TORCH)
         total, count = 0.0, 0
         with torch.no_grad():
             for ids in job["heldout"]:
