@@ -113,8 +113,11 @@ def run_gptqmodel(python: str, ns: int, seqlen: int, cache: Path, bits: int = 4,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(job, handle)
-    script = Path(__file__).with_name("gptqmodel_reference.py")
-    done = subprocess.run([python, str(script), handle.name], capture_output=True, text=True, check=False)
+    script = Path(__file__).resolve().with_name("gptqmodel_reference.py")
+    with tempfile.TemporaryDirectory() as scratch:  # gptqmodel writes a logs/ folder into its cwd
+        done = subprocess.run(
+            [python, str(script), handle.name], capture_output=True, text=True, check=False, cwd=scratch,
+        )
     Path(handle.name).unlink(missing_ok=True)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
