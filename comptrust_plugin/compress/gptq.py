@@ -193,10 +193,10 @@ def _gptq_sweep(
 
 
 class GPTQCompressor:
+    """Block step of GPTQ: one Hessian per input group, then stacked solves."""
+
     # Block passes in the model's dtype; statistics and updates in float32 (see runner).
     compute_dtype: torch.dtype | None = None
-
-    """Block step of GPTQ: one Hessian per input group, then stacked solves."""
 
     def __init__(self, bits: int, group_size: int, act_order: bool, damp: float) -> None:
         self.bits, self.group_size, self.act_order, self.damp = bits, group_size, act_order, damp
