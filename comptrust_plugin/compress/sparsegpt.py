@@ -87,7 +87,7 @@ def _sparsegpt_sweep(
             q = torch.where(mask[:, i], torch.zeros_like(w), w)
             out[:, b1 + i] = q
             err = (w - q) / hinv_block[i, i]
-            w_block[:, i:] -= err.unsqueeze(1) * hinv_block[i, i:].unsqueeze(0)
+            w_block[:, i:].addr_(err, hinv_block[i, i:], alpha=-1.0)  # rank-1 update in place
             err_block[:, i] = err
         weight[:, b2:] -= err_block @ hinv[b1:b2, b2:]
 
