@@ -72,14 +72,14 @@ class HessianAccumulator:
         self.seqlen, self.sink = seqlen, sink
 
     def add(self, x: torch.Tensor) -> None:
+        if self.seqlen and self.sink != 1.0:
+            weights = torch.ones(x.shape[0], device=x.device)
+            weights[:: self.seqlen] = self.sink  # x is (windows x seqlen) rows, window-major
+            self.sum.addmm_((x * weights[:, None]).T, x)
+            self.tokens += float(weights.sum())
+            return
         self.sum.addmm_(x.T, x)
         self.tokens += x.shape[0]
-        if self.seqlen and self.sink != 1.0:
-            # the first token of each window (x is windows x seqlen rows, window-major) gets
-            # sink - 1 more: a small extra product instead of re-weighting a copy of x
-            sinks = x[:: self.seqlen]
-            self.sum.addmm_(sinks.T, sinks, alpha=self.sink - 1.0)
-            self.tokens += (self.sink - 1.0) * sinks.shape[0]
 
     def hessian(self) -> torch.Tensor:
         return self.sum * (2.0 / max(self.tokens, 1))
