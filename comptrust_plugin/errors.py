@@ -6,3 +6,8 @@ class TrustError(Exception):
 
     The plugin turns it into a one-line failure or usage error; never raised for bugs.
     """
+
+
+def one_line(text: str) -> str:
+    """User input as a message shows it: control characters escaped, so the message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .dimensions.agreement import Agreement
 from .dimensions.result import DimensionResult, ItemOutcome
-from .errors import TrustError
+from .errors import TrustError, one_line
 
 DEFAULT_TOLERANCE = 5.0
 REFUSAL_SHIFT_FLAG = 10.0  # the study flags refusal-rate shifts above 10 points
@@ -95,7 +95,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 def parse_gate(text: str) -> str:
     if text not in GATES:
-        raise TrustError(f"--trust-gate={text}: choose one of {', '.join(GATES)}")
+        raise TrustError(f"--trust-gate={one_line(text)}: choose one of {', '.join(GATES)}")
     return text
 
 
@@ -109,6 +109,7 @@ class Tolerance:
 
 
 def _points(text: str, where: str) -> float:
+    where = one_line(where)
     try:
         value = float(text)
     except ValueError:
@@ -133,7 +134,8 @@ def parse_tolerance(text: str, dimensions: Iterable[str]) -> Tolerance:
             name = name.strip()
             if name not in known:
                 raise TrustError(
-                    f"--trust-tolerance: unknown dimension '{name}' in '{part}'; known: {', '.join(known)}"
+                    f"--trust-tolerance: unknown dimension '{one_line(name)}' in '{one_line(part)}'; "
+                    f"known: {', '.join(known)}"
                 )
             overrides[name] = _points(value.strip(), part)
         else:

@@ -20,7 +20,7 @@ from . import __version__
 from .baseline import BaselineEntry, BaselineStore
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
-from .errors import TrustError
+from .errors import TrustError, one_line
 from .gate import BOOTSTRAP_REPLICATES, GATES, REFUSAL_SHIFT_FLAG, Interval, Tolerance, Verdict, gate, paired_bootstrap
 from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
@@ -48,7 +48,7 @@ def parse_samples(text: str | int) -> str | int:
         return value
     if value.isdigit() and int(value) > 0:
         return int(value)
-    raise TrustError(f"--trust-samples={text}: use smoke, full, or a positive integer cap per dimension")
+    raise TrustError(f"--trust-samples={one_line(text)}: use smoke, full, or a positive integer cap per dimension")
 
 
 @dataclass(frozen=True)

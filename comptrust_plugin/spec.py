@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
+from .errors import one_line
+
 PRUNING_METHODS = ("mag", "wanda", "sparsegpt")
 QUANT_METHODS = ("rtn", "gptq", "awq")
 CALIBRATED_METHODS = ("wanda", "sparsegpt", "gptq", "awq")
@@ -145,7 +147,7 @@ def _nearest_method(word: str) -> str:
 
 def _fail(text: str, reason: str, suggestion: str | None) -> SpecError:
     hint = f"; did you mean '{suggestion}'?" if suggestion else f"; valid examples: {EXAMPLES}"
-    return SpecError(f"invalid compression spec '{text}': {reason}{hint}")
+    return SpecError(one_line(f"invalid compression spec '{text}': {reason}{hint}"))
 
 
 _GPTQ_STYLE = re.compile(r"^w(\d+)(?:g(-?\d+))?$")  # "gptq-w4g128" alias
@@ -288,5 +290,5 @@ def _split_commas(value: str) -> list[str]:
     # A comma inside `cal=` (a path) is not expected; plain split keeps the grammar simple.
     parts = [p for p in (s.strip() for s in value.split(",")) if p]
     if not parts:
-        raise SpecError(f"invalid compression spec '{value}': empty; valid examples: {EXAMPLES}")
+        raise SpecError(one_line(f"invalid compression spec '{value}': empty; valid examples: {EXAMPLES}"))
     return parts
