@@ -90,16 +90,24 @@ class HFBackend:
         units.sort(key=lambda u: (-max(own(r, u[1]) for r in u[0]), -u[1], min(u[0])))
         batches: list[list[tuple[Row, int]]] = []
         current: list[tuple[Row, int]] = []
-        for members, prefix in units:
+        # `_cost` of the open batch, kept incrementally (one prefix per unit: units are disjoint
+        # subtrees of the prefix tree), so planning stays linear in the rows
+        heads: set[int] = set()
+        longest_head = longest_own = 0
+        for unit, (members, prefix) in enumerate(units):
             for row in sorted(members, key=lambda r: (-own(r, prefix), r)):
-                item = (row, prefix)
-                if current and (
-                    len(current) >= self.max_batch_size
-                    or _cost([*current, item], encoded, new_tokens) > self.max_batch_tokens
-                ):
+                with_row = (
+                    (len(heads | ({unit} if prefix else set()))) * max(longest_head, prefix)
+                    + (len(current) + 1) * (max(longest_own, own(row, prefix)) + new_tokens)
+                )
+                if current and (len(current) >= self.max_batch_size or with_row > self.max_batch_tokens):
                     batches.append(current)
-                    current = []
-                current.append(item)
+                    current, heads, longest_head, longest_own = [], set(), 0, 0
+                current.append((row, prefix))
+                if prefix:
+                    heads.add(unit)
+                    longest_head = max(longest_head, prefix)
+                longest_own = max(longest_own, own(row, prefix))
         if current:
             batches.append(current)
         return batches
