@@ -28,7 +28,7 @@ from typing import Any
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import END_MARKERS, REFUSAL_PHRASES
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome
+from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent_by_subset
 
 NAME = "privacy"
 TITLE = "Privacy"
@@ -452,8 +452,4 @@ def aggregate(probes: PrivacyProbes, outcomes: Sequence[ItemOutcome], variant: s
 
 def _leaks(outcomes: Sequence[ItemOutcome]) -> dict[str, float]:
     """Leak percentage per scenario (mean item value x 100), in WEIGHTS order; 0 for none."""
-    values: dict[str, list[float]] = {scenario: [] for scenario in WEIGHTS}
-    for o in outcomes:
-        if o.value is not None and o.subset in values:
-            values[o.subset].append(o.value)
-    return {scenario: 100.0 * sum(v) / len(v) if v else 0.0 for scenario, v in values.items()}
+    return percent_by_subset(outcomes, WEIGHTS)

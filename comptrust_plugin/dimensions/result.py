@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 REFUSAL = "<refusal>"
@@ -11,6 +12,16 @@ UNPARSED = "<unparsed>"
 def percent(count: int, total: int) -> float:
     """count / total in percent; 0 for an empty total (no outputs: nothing refused or unparsed)."""
     return 100.0 * count / total if total else 0.0
+
+
+def percent_by_subset(outcomes: Sequence[ItemOutcome], subsets: Iterable[str]) -> dict[str, float]:
+    """100 x the mean item value of each subset, in the order given; items whose value is None
+    are left out, and a subset with no valued item scores 0. Other subsets are ignored."""
+    values: dict[str, list[float]] = {subset: [] for subset in subsets}
+    for o in outcomes:
+        if o.value is not None and o.subset in values:
+            values[o.subset].append(o.value)
+    return {subset: 100.0 * sum(v) / len(v) if v else 0.0 for subset, v in values.items()}
 
 
 @dataclass(frozen=True)
