@@ -21,7 +21,16 @@ from .baseline import BaselineEntry, BaselineStore
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
 from .errors import TrustError, one_line
-from .gate import BOOTSTRAP_REPLICATES, GATES, REFUSAL_SHIFT_FLAG, Interval, Tolerance, Verdict, gate, paired_bootstrap
+from .gate import (
+    BOOTSTRAP_REPLICATES,
+    REFUSAL_SHIFT_FLAG,
+    Interval,
+    Tolerance,
+    Verdict,
+    gate,
+    paired_bootstrap,
+    parse_gate,
+)
 from .models.chat import Message
 from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report, flipped_items
@@ -73,8 +82,7 @@ class TrustOptions:
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
-        if self.gate not in GATES:
-            raise TrustError(f"--trust-gate={self.gate}: choose one of {', '.join(GATES)}")
+        parse_gate(self.gate)
         if self.bootstrap < 0 or 0 < self.bootstrap < 100:
             raise TrustError(f"--trust-bootstrap={self.bootstrap}: use 0 (no interval) or at least 100 replicates")
         if not 0 <= self.refusal_shift <= 100:
