@@ -136,11 +136,11 @@ def _options(config: pytest.Config) -> TrustOptions:
     compress = config.getoption("trust_compress") or [config.getini("trust_compress") or ""]
     compress = [c for c in compress if c.strip()]
     seed_text = config.getoption("trust_seed") or "0"
-    if not str(seed_text).isdigit():
+    if not (str(seed_text).isascii() and str(seed_text).isdigit()):
         raise TrustError(f"--trust-seed={seed_text}: use a non-negative integer")
     cache_dir = _value(config, "trust_cache_dir", "trust_cache_dir")
     bootstrap_text = str(_value(config, "trust_bootstrap", "trust_bootstrap"))
-    if not bootstrap_text.isdigit():
+    if not (bootstrap_text.isascii() and bootstrap_text.isdigit()):
         raise TrustError(f"--trust-bootstrap={bootstrap_text}: use a whole number of replicates (0 = no interval)")
     shift_text = str(_value(config, "trust_refusal_shift", "trust_refusal_shift"))
     try:

@@ -55,7 +55,7 @@ def parse_samples(text: str | int) -> str | int:
     value = str(text).strip().lower()
     if value in ("smoke", "full"):
         return value
-    if value.isdigit() and int(value) > 0:
+    if value.isascii() and value.isdigit() and int(value) > 0:
         return int(value)
     raise TrustError(f"--trust-samples={one_line(text)}: use smoke, full, or a positive integer cap per dimension")
 

@@ -197,7 +197,7 @@ def parse_spec(text: str) -> CompressionSpec:
             level = alias.group(1)
             if alias.group(2) is not None:
                 knobs = [f"g{alias.group(2)}", *knobs]
-        if not level.isdigit():
+        if not (level.isascii() and level.isdigit()):
             raise _fail(raw, f"level '{level}' is not a bit width", f"{method}-4")
         bits = int(level)
         if not 2 <= bits <= 8:
@@ -206,14 +206,14 @@ def parse_spec(text: str) -> CompressionSpec:
     else:
         if ":" in level:
             n_text, _, m_text = level.partition(":")
-            if not (n_text.isdigit() and m_text.isdigit()):
+            if not (n_text.isascii() and m_text.isascii() and n_text.isdigit() and m_text.isdigit()):
                 raise _fail(raw, f"N:M level '{level}' is not two integers", f"{method}-2:4")
             n, m = int(n_text), int(m_text)
             if not (0 < n < m <= 64):
                 raise _fail(raw, f"N:M needs 0 < N < M <= 64, got {n}:{m}", f"{method}-2:4")
             fields["n_m"] = (n, m)
         else:
-            if not level.isdigit():
+            if not (level.isascii() and level.isdigit()):
                 raise _fail(raw, f"level '{level}' is not a sparsity percent", f"{method}-50")
             sparsity = int(level)
             if not 1 <= sparsity <= 99:

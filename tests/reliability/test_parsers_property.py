@@ -23,7 +23,7 @@ from comptrust_plugin.spec import CompressionSpec, SpecError, parse_spec, parse_
 PIECES = st.sampled_from([
     "mag", "wanda", "sparsegpt", "gptq", "awq", "rtn", "hub:", "dense", "-", ":", ",", "50", "0", "100",
     "2:4", "4:8", "8:4", "4", "3", "9", "1", "g128", "g-1", "g0", "act", "ns16", "ns0", "seed7",
-    "sl512", "cal=", "damp0.01", "x", " ", "%", "@", "org/model", "1e9", "-5", "nan",
+    "sl512", "cal=", "damp0.01", "x", " ", "%", "@", "org/model", "1e9", "-5", "nan", "¹", "²:⁴", "٣",
 ])
 SPEC_TEXT = st.one_of(st.text(max_size=40), st.lists(PIECES, max_size=8).map("".join))
 TOLERANCE_TEXT = st.one_of(
