@@ -18,7 +18,7 @@ from .runner import BlockCompressor
 # Bumped whenever a method's numerics change: part of every artifact's identity.
 # sparsegpt/gptq 2: sink-weighted Hessian; wanda 2, sparsegpt/gptq 3: block passes in the model's dtype;
 # awq 2: the alpha search really uses SEARCH_TOKENS (it used a whole 4096-token batch)
-METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 3, "gptq": 3, "awq": 2}
+METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 4, "gptq": 4, "awq": 2}
 
 
 @dataclass

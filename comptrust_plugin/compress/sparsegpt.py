@@ -24,6 +24,7 @@ from .gptq import (
     collect_hessians,
     column_sweep_threads,
     inverse_hessian_factor,
+    lazy_sweep,
     prepare_hessian,
     write_stacked,
 )
@@ -45,51 +46,39 @@ def sparsegpt_prune(
     hessian = prepare_hessian(weight, hessian.float())
     hinv, used = inverse_hessian_factor(hessian, damp)
     slices = row_slices or [(0, rows)]
-    out = torch.zeros_like(weight)
-    with column_sweep_threads(weight.device):
-        _sparsegpt_sweep(weight, hinv, out, sparsity, n_m, slices)
-    return out, used
+    hinv_diag = torch.diag(hinv)
+    # Pruned positions, transposed (cols x rows) like the sweep's weight.
+    mask = torch.zeros(cols, rows, dtype=torch.bool, device=weight.device)
+    if n_m is None:
+        assert sparsity is not None
+        # The whole block's mask is chosen on reaching its first column.
+        width_block = BLOCK_COLUMNS
+        windows = {start: min(width_block, cols - start) for start in range(0, cols, width_block)}
+    else:
+        keep, run = n_m
+        # An N:M run must never straddle two column blocks: use a multiple of M near 128.
+        width_block = max(run, BLOCK_COLUMNS // run * run)
+        windows = {start: min(run, cols - start) for start in range(0, cols, run)}
 
-
-def _sparsegpt_sweep(
-    weight: torch.Tensor, hinv: torch.Tensor, out: torch.Tensor, sparsity: float | None,
-    n_m: tuple[int, int] | None, slices: list[tuple[int, int]],
-) -> None:
-    """The column sweep of SparseGPT, writing the pruned weights into `out`."""
-    cols = weight.shape[1]
-    # An N:M run must never straddle two column blocks: use a multiple of M near 128.
-    width_block = BLOCK_COLUMNS if n_m is None else max(n_m[1], BLOCK_COLUMNS // n_m[1] * n_m[1])
-    for b1 in range(0, cols, width_block):
-        b2 = min(b1 + width_block, cols)
-        w_block = weight[:, b1:b2].clone()
-        err_block = torch.zeros_like(w_block)
-        hinv_block = hinv[b1:b2, b1:b2]
-        hinv_diag = torch.diag(hinv_block)
+    def choose(column: int, current: torch.Tensor) -> None:
+        width = current.shape[0]
+        saliency = current.T**2 / hinv_diag[column : column + width].unsqueeze(0) ** 2
         if n_m is None:
-            assert sparsity is not None
-            saliency = w_block**2 / hinv_diag.unsqueeze(0) ** 2
-            mask = torch.zeros_like(w_block, dtype=torch.bool)
             for start, end in slices:
                 part = saliency[start:end].reshape(1, -1)
-                mask[start:end] = lowest_mask(part, int(part.numel() * sparsity)).view(end - start, -1)
-        else:
-            mask = torch.zeros_like(w_block, dtype=torch.bool)
-        for i in range(b2 - b1):
-            if n_m is not None and (b1 + i) % n_m[1] == 0:
-                keep, run = n_m
-                width = min(run, b2 - b1 - i)
-                drop = width - keep
-                if drop > 0:
-                    saliency = w_block[:, i : i + width] ** 2 / hinv_diag[i : i + width].unsqueeze(0) ** 2
-                    lowest = torch.argsort(saliency, dim=1, stable=True)[:, :drop]
-                    mask[:, i : i + width].scatter_(1, lowest, True)
-            w = w_block[:, i]
-            q = torch.where(mask[:, i], torch.zeros_like(w), w)
-            out[:, b1 + i] = q
-            err = (w - q) / hinv_block[i, i]
-            w_block[:, i:].addr_(err, hinv_block[i, i:], alpha=-1.0)  # rank-1 update in place
-            err_block[:, i] = err
-        weight[:, b2:] -= err_block @ hinv[b1:b2, b2:]
+                chosen = lowest_mask(part, int(part.numel() * sparsity)).view(end - start, -1)
+                mask[column : column + width, start:end] = chosen.T
+        elif width > keep:
+            lowest = torch.argsort(saliency, dim=1, stable=True)[:, : width - keep]
+            chosen = torch.zeros_like(saliency, dtype=torch.bool).scatter_(1, lowest, True)
+            mask[column : column + width] = chosen.T
+
+    def prune(column: int, w: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask[column], torch.zeros_like(w), w)
+
+    with column_sweep_threads(weight.device):
+        out = lazy_sweep(weight, hinv, width_block, windows, choose, prune)
+    return out, used
 
 
 class SparseGPTCompressor:
