@@ -3,6 +3,7 @@ plot of dense vs every config, and the list of items whose answer flipped."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,9 @@ def write_radar_plot(path: Path, report: dict[str, Any]) -> None:
         axes.set_ylim(0, 100)
         axes.set_title(f"{report['model']['name']}: trust scores, dense vs compressed", pad=24)
         axes.legend(loc="lower right", bbox_to_anchor=(1.1, -0.1), fontsize=8)
-        figure.savefig(path, format="png", dpi=PLOT_DPI)  # fixed size: no bbox_inches="tight"
+        image = io.BytesIO()
+        figure.savefig(image, format="png", dpi=PLOT_DPI)  # fixed size: no bbox_inches="tight"
+        atomic_write_bytes(path, image.getvalue())  # a killed run never leaves half a PNG
     finally:
         plt.close(figure)
 

@@ -20,7 +20,7 @@ from . import __version__
 from .baseline import BaselineEntry, BaselineStore
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
-from .errors import TrustError, one_line
+from .errors import CorruptWeights, TrustError, one_line
 from .gate import (
     BOOTSTRAP_REPLICATES,
     REFUSAL_SHIFT_FLAG,
@@ -278,9 +278,18 @@ class TrustSession:
             loaded.model.save_pretrained(tmp, safe_serialization=True)
             built["loaded"], built["stats"] = loaded, stats
 
-        path, _ = store.get_or_build(self.artifact_identity(spec), build)
+        identity = self.artifact_identity(spec)
+        path, _ = store.get_or_build(identity, build)
         if "loaded" in built:
             self.events.append(f"compressed {spec.canonical} in {built['stats'].seconds:.1f}s (stored)")
+            return built["loaded"]
+        try:
+            return load(weights_dir=path)
+        except CorruptWeights as exc:  # same size, bad bytes: set it aside, build it again
+            store.discard(path, str(exc))
+        path, _ = store.get_or_build(identity, build)
+        if "loaded" in built:
+            self.events.append(f"compressed {spec.canonical} in {built['stats'].seconds:.1f}s (rebuilt)")
             return built["loaded"]
         return load(weights_dir=path)
 

@@ -1,6 +1,11 @@
-"""Crash-safe files: atomic writes (temp, fsync, rename) and memoised content hashes.
+"""Crash-safe files: atomic writes (temp, fsync, rename), folder manifests, quarantine, and
+memoised content hashes.
 
-Killing a run at any moment leaves either the old file or the new one, never a torn one.
+Killing a run at any moment leaves either the old file or the new one, never a torn one. What a
+killed process leaves behind (a hidden temp file or build folder) is never read, and is removed
+by the next writer of the same target once its owner is gone. A stored folder (a compressed
+model, a dequantized model) carries a manifest of its file sizes, so a truncated file is caught
+before anything loads it, and a bad entry is moved aside (quarantined), never deleted or used.
 """
 
 from __future__ import annotations
@@ -8,16 +13,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+MANIFEST = "MANIFEST.json"
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_orphans(path.parent, f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -66,3 +77,77 @@ def locked(path: Path) -> FileLock:
     """An inter-process lock next to `path` (parallel workers wait instead of rebuilding)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path) + ".lock")
+
+
+def temp_prefix(name: str) -> str:
+    """Prefix of the hidden temp files/folders this process makes for `name`: the pid in the
+    name lets a later process tell an orphan (owner gone) from a write still in progress."""
+    return f".{name}.{os.getpid()}."
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_orphans(folder: Path, prefix: str) -> int:
+    """Delete hidden temp entries `<prefix><pid>.<random>...` in `folder` whose process is gone
+    (left by a killed run). Returns how many were removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for entry in folder.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text = entry.name[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdecimal() or pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size of every file in `folder` (written last, before the completion marker)."""
+    sizes = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def manifest_problem(folder: Path) -> str | None:
+    """None when every file of the manifest is there with its recorded size; else what is wrong."""
+    try:
+        sizes = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{folder / MANIFEST} is missing or unreadable"
+    if not isinstance(sizes, dict):
+        return f"{folder / MANIFEST} is not a file-size table"
+    for name, size in sizes.items():
+        file = folder / name
+        try:
+            actual = file.stat().st_size
+        except OSError:
+            return f"{file} is missing"
+        if actual != size:
+            return f"{file} is {actual} bytes, {size} when it was written (truncated or overwritten)"
+    return None
+
+
+def quarantine(path: Path, problem: str) -> Path:
+    """Move a bad file or folder aside (`<name>.corrupt-<time>`, kept for inspection) and say so
+    in one line; the caller then rebuilds it."""
+    stamp = int(time.time())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    counter = 1
+    while target.exists():
+        target, counter = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}"), counter + 1
+    path.rename(target)
+    warnings.warn(f"comptrust: {problem}; moved it aside to {target.name} and rebuilding", stacklevel=2)
+    return target

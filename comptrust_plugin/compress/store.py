@@ -1,8 +1,10 @@
 """Compressed models on disk, keyed by identity: built once, shared by every process.
 
-Layout: `<cache>/artifacts/<key>/` holding config.json, model.safetensors, IDENTITY.json and
-a COMPLETE marker written last. Builds happen in a temporary folder renamed into place under
-a file lock: a second process waits and reuses, a killed build leaves nothing behind.
+Layout: `<cache>/artifacts/<key>/` holding config.json, model.safetensors, IDENTITY.json, a
+MANIFEST.json of file sizes and a COMPLETE marker written last. Builds happen in a hidden
+temporary folder renamed into place under a file lock: a second process waits and reuses; a
+killed build leaves only its hidden folder, removed by the next build of the same key. A stored
+artifact whose files do not match its manifest (truncated) is quarantined and rebuilt.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..storage import locked, stable_hash
+from ..storage import locked, manifest_problem, quarantine, remove_orphans, stable_hash, temp_prefix, write_manifest
+
+LAYOUT = 2  # 2: MANIFEST.json of file sizes (folders of layout 1 are simply never looked up)
 
 
 class ArtifactStore:
@@ -22,7 +26,7 @@ class ArtifactStore:
         self.root = cache_dir / "artifacts"
 
     def path_for(self, identity: dict[str, Any]) -> Path:
-        return self.root / stable_hash(identity)[:32]
+        return self.root / stable_hash({"layout": LAYOUT, "identity": identity})[:32]
 
     def lookup(self, identity: dict[str, Any]) -> Path | None:
         path = self.path_for(identity)
@@ -37,14 +41,17 @@ class ArtifactStore:
             if self._valid(path, identity):
                 return path, False
             if path.exists():
-                shutil.rmtree(path)  # torn or foreign: rebuild, never reuse
+                problem = self.problem(path, identity)
+                quarantine(path, f"stored model {path.name}: {problem}")  # never reused, kept to inspect
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
+            remove_orphans(self.root, f".build-{path.name}.")  # left by a killed build of this key
+            tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(f"build-{path.name}"), dir=self.root))
             try:
                 build(tmp)
                 (tmp / "IDENTITY.json").write_text(
                     json.dumps(identity, indent=2, sort_keys=True), encoding="utf-8"
                 )
+                write_manifest(tmp)
                 (tmp / "COMPLETE").write_text("ok\n", encoding="ascii")
                 tmp.rename(path)
             except BaseException:
@@ -52,12 +59,25 @@ class ArtifactStore:
                 raise
         return path, True
 
+    def discard(self, path: Path, problem: str) -> None:
+        """Quarantine a stored artifact found unreadable while loading (the next build replaces it)."""
+        with locked(path):
+            if path.exists():
+                quarantine(path, f"stored model {path.name}: {problem}")
+
+    @classmethod
+    def _valid(cls, path: Path, identity: dict[str, Any]) -> bool:
+        return cls.problem(path, identity) is None
+
     @staticmethod
-    def _valid(path: Path, identity: dict[str, Any]) -> bool:
+    def problem(path: Path, identity: dict[str, Any]) -> str | None:
+        """Why the folder at `path` is not a complete artifact for `identity` (None: it is)."""
         if not (path / "COMPLETE").exists():
-            return False
+            return "incomplete (no COMPLETE marker: an interrupted build)"
         try:
             stored = json.loads((path / "IDENTITY.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
-        return stored == json.loads(json.dumps(identity))
+            return "IDENTITY.json is unreadable"
+        if stored != json.loads(json.dumps(identity)):
+            return "IDENTITY.json names another compression"
+        return manifest_problem(path)

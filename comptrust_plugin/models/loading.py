@@ -17,8 +17,16 @@ from typing import Any
 
 import torch
 
-from ..errors import TrustError
-from ..storage import locked, sha256_file
+from ..errors import CorruptWeights, TrustError
+from ..storage import (
+    locked,
+    manifest_problem,
+    quarantine,
+    remove_orphans,
+    sha256_file,
+    temp_prefix,
+    write_manifest,
+)
 from .registry import ModelEntry, embedded_gguf_path
 
 DTYPES = {
@@ -102,19 +110,30 @@ def load_model(
     weights_dir: Path | None = None,
 ) -> LoadedModel:
     """Load weights onto `device` in `dtype`; `weights_dir` overrides where weights come from
-    (a stored compressed artifact) while config and tokenizer still come from `entry`."""
+    (a stored compressed artifact) while config and tokenizer still come from `entry`.
+
+    Unreadable safetensors raise CorruptWeights (naming the folder); the dequantized embedded
+    model, being our own cache, is instead quarantined and rebuilt once."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
     source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
     tokenizer = load_tokenizer(entry, cache_dir, trust_remote_code)
+    folder = str(weights_dir) if weights_dir else source
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(weights_dir) if weights_dir else source, dtype=dtype, use_safetensors=True,
-            low_cpu_mem_usage=True, **kwargs,
+            folder, dtype=dtype, use_safetensors=True, low_cpu_mem_usage=True, **kwargs,
         )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_first_line(exc)}") from None
+    except SafetensorError as exc:
+        problem = f"unreadable safetensors in {folder} ({_first_line(exc)})"
+        if weights_dir is None and entry.source == "embedded-gguf":
+            # Our own cache of the dequantized model: set it aside and dequantize again.
+            discard_stored_model(Path(folder), problem)
+            return load_model(entry, cache_dir, device, dtype, trust_remote_code)
+        raise CorruptWeights(folder, f"--model={entry.name}: cannot load weights: {problem}") from None
     model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
@@ -137,24 +156,37 @@ def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
     digest = sha256_file(gguf_path, memo_dir=cache_dir)
     import transformers
 
-    target = cache_dir / "models" / f"{entry.name}-{digest[:16]}-tf{transformers.__version__}"
-    done_marker = target / "COMPLETE"
-    if done_marker.exists():
+    # "-m": folders carry a MANIFEST.json of file sizes (older folders are never looked up).
+    target = cache_dir / "models" / f"{entry.name}-{digest[:16]}-tf{transformers.__version__}-m"
+    if _stored_model_ok(target):
         return target
     with locked(target):
-        if done_marker.exists():  # another process finished it while we waited
+        if _stored_model_ok(target):  # another process finished it while we waited
             return target
         if target.exists():
-            shutil.rmtree(target)  # a torn earlier attempt: rebuild, never reuse
+            problem = manifest_problem(target) or "incomplete (an interrupted dequantization)"
+            quarantine(target, f"dequantized model {target.name}: {problem}")
+        remove_orphans(target.parent, f".{target.name}.")  # left by a killed dequantization
         _dequantize_gguf(gguf_path, target, digest)
     return target
+
+
+def _stored_model_ok(target: Path) -> bool:
+    return (target / "COMPLETE").exists() and manifest_problem(target) is None
+
+
+def discard_stored_model(target: Path, problem: str) -> None:
+    """Quarantine a dequantized model found unreadable while loading (rebuilt on next use)."""
+    with locked(target):
+        if target.exists():
+            quarantine(target, f"dequantized model {target.name}: {problem}")
 
 
 def _dequantize_gguf(gguf_path: Path, target: Path, digest: str) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
         tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
@@ -178,6 +210,7 @@ def _dequantize_gguf(gguf_path: Path, target: Path, digest: str) -> None:
         (tmp / "SOURCE.json").write_text(
             json.dumps({"gguf": gguf_path.name, "sha256": digest}), encoding="utf-8"
         )
+        write_manifest(tmp)
         (tmp / "COMPLETE").write_text("ok\n", encoding="ascii")
         tmp.rename(target)
     except BaseException:
