@@ -77,6 +77,8 @@ class TrustOptions:
     bootstrap: int = BOOTSTRAP_REPLICATES  # replicates of the paired bootstrap; 0 = no interval
     refusal_shift: float = REFUSAL_SHIFT_FLAG  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
+    # probe data: shipped, decodingtrust[@REVISION] (the hub) or a folder like DecodingTrust's data/
+    data: str = "shipped"
     baseline: Path | None = None  # stored dense results to gate against instead of a dense run
     update_baseline: bool = False
 
@@ -96,6 +98,9 @@ class TrustOptions:
         if self.variant not in VARIANTS:
             raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(VARIANTS)}")
         check_scorer_name(self.toxicity_scorer)
+        from .data.decodingtrust import parse_data_option
+
+        parse_data_option(self.data)
         return resolve_model(self.model)
 
 
@@ -289,7 +294,7 @@ class TrustSession:
         if dimension.NAME not in self._probes:
             from .data.probes import load_probe_set
 
-            self._probes[dimension.NAME] = load_probe_set(dimension.NAME)
+            self._probes[dimension.NAME] = load_probe_set(dimension.NAME, self.options.data)
         return self._probes[dimension.NAME]
 
     def selected(self, dimension: ModuleType) -> Any:
