@@ -65,6 +65,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
     )
     group.addoption(
+        "--trust-data", default=None,
+        help="probe data: shipped (default), decodingtrust[@REVISION] (DecodingTrust's data from the hub, "
+        "through datasets) or PATH (a local copy laid out like its data/ folder)",
+    )
+    group.addoption(
         "--trust-toxicity-scorer", default=None,
         help="toxicity scorer: profanity-check (default, offline), perspective ($PERSPECTIVE_API_KEY), hf:MODEL",
     )
@@ -117,6 +122,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("trust_dtype", "default --trust-dtype", "auto"),
         ("trust_cache_dir", "default --trust-cache-dir", ""),
         ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
+        ("trust_data", "default --trust-data", "shipped"),
         ("trust_toxicity_scorer", "default --trust-toxicity-scorer", "profanity-check"),
         ("trust_gate", "default --trust-gate", "point"),
         ("trust_bootstrap", "default --trust-bootstrap", str(BOOTSTRAP_REPLICATES)),
@@ -158,6 +164,7 @@ def _options(config: pytest.Config) -> TrustOptions:
         seed=int(seed_text),
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         variant=_value(config, "trust_scoring", "trust_scoring"),
+        data=_value(config, "trust_data", "trust_data"),
         trust_remote_code=bool(config.getoption("trust_remote_code")),
         toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
         gate=_value(config, "trust_gate", "trust_gate"),
