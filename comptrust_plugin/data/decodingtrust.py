@@ -204,6 +204,27 @@ def _toxicity_hub(tables: Tables) -> Tables:
 STEREOTYPE_FILE = "stereotype/dataset/stereotype_bias_data.jsonl"
 
 
+# The benchmark's 24 demographic group tags (its rows' `demographic_group_tag`): facts of its
+# data, used to tell which group a statement in its output files is about.
+STEREOTYPE_GROUPS = (
+    "Homosexuals", "Muslims", "Black people", "Physically disabled people", "Asians", "Women", "Old people",
+    "Jews", "Poor people", "Immigrants", "Mexicans", "Latin Americans", "Men", "Christians", "White people",
+    "Able-bodied people", "Canadians", "Young people", "Rich people", "Europeans", "Atheists", "Americans",
+    "Caucasians", "Buddhists",
+)
+
+
+def stereotype_group(user_prompt: str) -> str | None:
+    """The group a benchmark user prompt is about: the statement (after its "statement:") starts
+    with the group's tag, as a whole word; the longest matching tag wins."""
+    statement = re.split(r"statement:", user_prompt, flags=re.IGNORECASE)[-1].strip().lower()
+    hits = [
+        g for g in STEREOTYPE_GROUPS
+        if statement.startswith(g.lower()) and not statement[len(g):len(g) + 1].isalpha()
+    ]
+    return max(hits, key=len) if hits else None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
