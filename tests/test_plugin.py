@@ -32,7 +32,8 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     for option in ("--model", "--compress", "--trust-tolerance", "--trust-samples", "--trust-device",
                    "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring",
                    "--trust-gate", "--trust-bootstrap", "--trust-refusal-shift", "--trust-fail-on-refusal-shift",
-                   "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips"):
+                   "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips",
+                   "--trust-data"):
         result.stdout.fnmatch_lines([f"*{option}*"])
 
 
@@ -50,6 +51,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         (["--trust-bootstrap=10"], "*--trust-bootstrap=10: use 0 (no interval) or at least 100*"),
         (["--trust-bootstrap=-1"], "*--trust-bootstrap=-1: use a whole number*"),
         (["--trust-refusal-shift=lots"], "*--trust-refusal-shift=lots: use a number of points*"),
+        (["--trust-data=/no/such/folder"], "*--trust-data=/no/such/folder: no such folder*"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, cache: Path, args, message) -> None:
