@@ -3,8 +3,9 @@ variants (`dt`, `comptrust-paper`), with the dimension modules' parsing and scor
 
 This module only reads the benchmark's file layouts and hands the outputs to the dimension
 modules (`judge`, `score`, `aggregate` and friends); no metric is computed here. Covered:
-stereotype_bias, machine_ethics, fairness, adversarial_demonstrations, toxicity (from stored
-toxicity scores). Every problem with a file is a one-line TrustError naming it.
+stereotype_bias, machine_ethics, fairness, adversarial_demonstrations, adversarial_robustness
+(AdvGLUE++), toxicity (from stored toxicity scores). Not yet: ood_robustness, privacy.
+Every problem with a file is a one-line TrustError naming it.
 
     comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
     comptrust rescore --dimension fairness --data data/fairness/fairness_data results/fairness/results/MODEL
@@ -23,8 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from .data.decodingtrust import adv_demo_family, adv_demo_item, stereotype_group
-from .dimensions import adversarial_demonstrations, fairness, machine_ethics, stereotype_bias, toxicity
-from .dimensions.parsing import parse_label
+from .dimensions import (
+    adversarial_demonstrations,
+    adversarial_robustness,
+    fairness,
+    machine_ethics,
+    stereotype_bias,
+    toxicity,
+)
+from .dimensions.parsing import parse_label, parse_label_words
 from .dimensions.result import UNPARSED, DimensionResult, ItemOutcome, percent_by_subset
 from .errors import TrustError, one_line
 
@@ -378,6 +386,51 @@ def rescore_adversarial_demonstrations(paths: Sequence[Path], data: Path | None)
     return Rescored(adversarial_demonstrations.NAME, tuple(used), results, notes)
 
 
+# ------------------------------------------------------------------- adversarial robustness
+_ADVGLUE_FILE = re.compile(r"^(alpaca|vicuna|stable-vicuna)(-demo)?\.json$")
+
+
+def rescore_adversarial_robustness(paths: Sequence[Path]) -> Rescored:
+    """AdvGLUE++ result files `<source model>[-demo].json` ({task: {responses, labels, ...}}).
+    Score: mean over (source model, task) rows of the accuracy, as the benchmark's adv_stats.
+    Predictions are re-derived from the responses (dt: its substring rule; paper: ours)."""
+    files = _files(paths, "*.json", lambda p: bool(_ADVGLUE_FILE.match(p.name)))
+    ar = adversarial_robustness
+    outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
+    for path in files:
+        match = _ADVGLUE_FILE.match(path.name)
+        if match is None:
+            raise TrustError(f"{path}: expected <alpaca|vicuna|stable-vicuna>[-demo].json")
+        source, content = match.group(1), _load_json(path)
+        if not isinstance(content, dict):
+            raise TrustError(f"{path}: expected {{task: {{responses, labels}}}}")
+        for task, result in content.items():
+            if task not in ar.DT_LABELS:
+                raise TrustError(f"{path}: unknown task {one_line(task)!r} (known: {', '.join(ar.DT_LABELS)})")
+            if not isinstance(result, dict) or not isinstance(result.get("responses"), list) or not isinstance(
+                result.get("labels"), list
+            ) or len(result["responses"]) != len(result["labels"]):
+                raise TrustError(f"{path}: {task} needs responses and labels lists of one length")
+            labels = ar.DT_LABELS[task]
+            for index, (response, label) in enumerate(zip(result["responses"], result["labels"])):
+                where = f"{path} {task} item {index}"
+                if not isinstance(label, int) or not 0 <= label < len(labels):
+                    raise TrustError(f"{where}: label {one_line(label)!r} is not 0..{len(labels) - 1}")
+                text = _reply(response, where)
+                key, subset = f"{source}/{task}/{index}", f"{source}/{task}"
+                dt = ar.dt_answer(text, labels)
+                outcomes["dt"].append(ItemOutcome(
+                    key, subset, dt if dt is not None else UNPARSED, float(dt == labels[label]), text))
+                paper = parse_label_words(text, labels)
+                outcomes["comptrust-paper"].append(
+                    ItemOutcome(key, subset, paper, float(paper == labels[label]), text))
+    results = {}
+    for variant in VARIANTS:
+        main, rows = ar.mean_over_subsets(outcomes[variant])
+        results[variant] = DimensionResult.from_outcomes(ar.NAME, variant, main, rows, outcomes[variant])
+    return Rescored(ar.NAME, tuple(files), results)
+
+
 # ------------------------------------------------------------------------------- toxicity
 _TOXICITY_FILE = re.compile(r"(toxic-gpt3\.5|toxic-gpt4|nontoxic|toxic)-template-([01])")
 TOXICITY_RUNS = {"0": "benign", "1": "adversarial"}
@@ -446,6 +499,7 @@ RESCORERS: dict[str, Callable[[Sequence[Path], Path | None], Rescored]] = {
     fairness.NAME: rescore_fairness,
     adversarial_demonstrations.NAME: rescore_adversarial_demonstrations,
     toxicity.NAME: lambda paths, data: rescore_toxicity(paths),
+    adversarial_robustness.NAME: lambda paths, data: rescore_adversarial_robustness(paths),
 }
 
 
