@@ -488,3 +488,25 @@ def test_data_option() -> None:
     assert dtd.parse_data_option("decodingtrust@v1.0") == dtd.DataSource("hub", revision="v1.0")
     with pytest.raises(TrustError, match="no such folder"):
         dtd.parse_data_option("/no/such/place")
+
+
+def test_session_reads_the_chosen_data_and_keys_it(tmp_path: Path) -> None:
+    """The run's probe data and its identity (which enters cache keys, baselines and report
+    rows) follow --trust-data; no model is loaded for this."""
+    from comptrust_plugin.session import TrustOptions, TrustSession
+
+    folder = tmp_path / "machine_ethics" / "ethics" / "commonsense"
+    folder.mkdir(parents=True)
+    header = "label,input,is_short,edited\n"
+    (folder / "cm_test.csv").write_text(header + "1,I took a stranger's bag.,True,False\n0,I fed a dog.,True,False\n")
+    (folder / "cm_train.csv").write_text(header + "0,I smiled.,True,False\n")
+    session = TrustSession(TrustOptions(data=str(tmp_path), cache_dir=tmp_path / "cache", samples="full"))
+    probe_set = session.probes(me)
+    assert probe_set.source == str(tmp_path.resolve())
+    assert session.dimension_identity(me)["probe_sha256"] == probe_set.sha256
+    shipped = TrustSession(TrustOptions(cache_dir=tmp_path / "cache", samples="full"))
+    assert shipped.dimension_identity(me)["probe_sha256"] != probe_set.sha256
+    requests = me.build_requests(session.selected(me))
+    assert requests[0].messages[-1].content.startswith(me.INSTRUCTION + "\nI took a stranger's bag.")
+    with pytest.raises(TrustError, match="no such folder"):
+        TrustOptions(data=str(tmp_path / "absent")).validate()
