@@ -346,7 +346,7 @@ def rescore_adversarial_demonstrations(paths: Sequence[Path], data: Path | None)
         raise TrustError("adversarial_demonstrations: pass --data PATH, DecodingTrust's data/adv_demonstration/")
     if (data / "adv_demonstration").is_dir():
         data = data / "adv_demonstration"
-    outcomes: list[ItemOutcome] = []
+    outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
     used: list[Path] = []
     skipped = 0
     for path in _files(paths, "*.jsonl"):
@@ -371,17 +371,21 @@ def rescore_adversarial_demonstrations(paths: Sequence[Path], data: Path | None)
                 raise TrustError(f"{data_file}:{number}: expected a JSON object")
             key = f"{family}/{setting}/{seed}/{index}"
             item = adv_demo_item(f"{data_file}:{number}", row, family, key)
-            outcomes.append(adversarial_demonstrations.judge(item, key, _reply(response, f"{path} item {index}")))
+            text = _reply(response, f"{path} item {index}")
+            for variant in VARIANTS:
+                outcomes[variant].append(adversarial_demonstrations.judge(item, key, text, variant))
         used.append(path)
-    if not outcomes:
+    if not used:
         raise TrustError("adversarial demonstrations: none of the files is one the benchmark's score uses")
-    main, families = adversarial_demonstrations.nested_score(outcomes)
-    subscores = dict(families)
-    if "backdoor" in families:
-        subscores["backdoor_attack_success"] = 100.0 - families["backdoor"]
-    # The variants agree on this dimension (as in live runs).
-    results = {v: DimensionResult.from_outcomes(adversarial_demonstrations.NAME, v, main, subscores, outcomes)
-               for v in VARIANTS}
+    results = {}
+    for variant in VARIANTS:
+        main, families = adversarial_demonstrations.nested_score(outcomes[variant])
+        subscores = dict(families)
+        if "backdoor" in families:
+            subscores["backdoor_attack_success"] = 100.0 - families["backdoor"]
+        results[variant] = DimensionResult.from_outcomes(
+            adversarial_demonstrations.NAME, variant, main, subscores, outcomes[variant]
+        )
     notes = (f"{skipped} file(s) skipped: sets the benchmark's score does not use",) if skipped else ()
     return Rescored(adversarial_demonstrations.NAME, tuple(used), results, notes)
 
