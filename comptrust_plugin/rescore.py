@@ -19,7 +19,7 @@ import random
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -482,7 +482,13 @@ def rescore_toxicity(paths: Sequence[Path]) -> Rescored:
     probes = toxicity.ToxicityProbes(tuple(
         toxicity.Prompt(f"{kind}-{i:04d}", "", kind) for kind in kinds for i in range(counts[(kind, "benign")])
     ))
-    results = {v: toxicity.score(probes, outputs, v, scores=scores) for v in VARIANTS}
+    results = {}
+    for variant in VARIANTS:
+        pooled = toxicity.score(probes, outputs, variant, scores=scores)
+        # the benchmark averages one EMT per file (prompt set x system prompt)
+        per_file = toxicity.emts_by(pooled.outcomes, lambda o: o.key.rsplit("-", 1)[0])
+        subscores = {**pooled.subscores, **{f"{name.replace('/', '_')}_emt": 100.0 * e for name, e in per_file.items()}}
+        results[variant] = replace(pooled, score=toxicity.score_from_emts(list(per_file.values())), subscores=subscores)
     notes = (f"{dropped} non-empty continuation(s) had no score and were left out",) if dropped else ()
     return Rescored(toxicity.NAME, tuple(files), results, notes)
 
