@@ -420,12 +420,15 @@ def adv_demo_probes(tables: Tables) -> adversarial_demonstrations.AdvDemoProbes:
 
 
 def _family_of_split(name: str) -> str | None:
+    """The family of a hub split by its name, with the same choice of sets as for local files
+    (counterfactual: `_cf` sets; backdoor: attack-success sets). The hub's split names for
+    this config are not pinned by a test against the hub (no network here)."""
     lowered = name.lower()
     if "backdoor" in lowered:
         return "backdoor" if "asr" in lowered else None
     if "spurious" in lowered:
         return "spurious"
-    if "counterfactual" in lowered or lowered.endswith("_cf"):
+    if "_cf" in lowered:
         return "counterfactual"
     return None
 
