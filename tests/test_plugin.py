@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -148,6 +149,12 @@ def test_xdist_modes_give_one_table_and_identical_results(
     )
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("comptrust trust summary") == 1
+    if mode == ["-n", "2"]:  # one xdist group per config: each config loaded on one worker, once
+        loads = re.search(r"workers: (.*)", result.stdout.str())
+        assert loads is not None and "grouping did not take effect" not in result.stdout.str()
+        for config in ("mag-50", f"hub:{says_not_wrong_model}"):
+            loaded = [part.split(" loaded ", 1)[1].split(", ") for part in loads.group(1).split("; ")]
+            assert sum(models.count(config) for models in loaded) == 1, loads.group(0)
     flipped = [json.loads(line) for line in flips.read_text().splitlines()]
     assert len(flipped) == 320 and {f["config"] for f in flipped} == {"hub:" + str(says_not_wrong_model)}
     rows = json.loads(report.read_text())["results"]
