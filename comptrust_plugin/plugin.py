@@ -6,11 +6,13 @@ All science lives in the modules this file calls (session, gate, dimensions, rep
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import devices, distribution
 from .errors import TrustError
 from .gate import BOOTSTRAP_REPLICATES, REFUSAL_SHIFT_FLAG, parse_tolerance
 from .models.registry import DEFAULT_MODEL, known_models
@@ -35,6 +37,8 @@ _session_key = pytest.StashKey[TrustSession]()
 _options_key = pytest.StashKey[TrustOptions]()
 _worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
+_worker_loads_key = pytest.StashKey[dict[str, dict[str, int]]]()
+_LOADGROUP_KEY = "comptrust_loadgroup"  # workerinput: the controller runs --dist loadgroup
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--trust-report", default=None, help="write the results as JSON to this path")
     group.addoption(
         "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
+    )
+    group.addoption(
+        "--trust-data", default=None,
+        help="probe data: shipped (default), decodingtrust[@REVISION] (DecodingTrust's data from the hub, "
+        "through datasets) or PATH (a local copy laid out like its data/ folder)",
     )
     group.addoption(
         "--trust-toxicity-scorer", default=None,
@@ -105,6 +114,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--trust-plot", default=None, help="write a radar chart (PNG) of dense vs every config to this path",
     )
     group.addoption(
+        "--trust-backend", default=None,
+        help="inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')",
+    )
+    group.addoption(
+        "--trust-batch-tokens", default=None,
+        help="token slots per generation batch (default 32768 on a GPU, 8192 on a CPU); lower it after an OOM",
+    )
+    group.addoption(
         "--trust-flips", default=None,
         help="write every item whose answer changed (JSON lines, both outputs) to this path",
     )
@@ -117,6 +134,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("trust_dtype", "default --trust-dtype", "auto"),
         ("trust_cache_dir", "default --trust-cache-dir", ""),
         ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
+        ("trust_data", "default --trust-data", "shipped"),
         ("trust_toxicity_scorer", "default --trust-toxicity-scorer", "profanity-check"),
         ("trust_gate", "default --trust-gate", "point"),
         ("trust_bootstrap", "default --trust-bootstrap", str(BOOTSTRAP_REPLICATES)),
@@ -148,6 +166,9 @@ def _options(config: pytest.Config) -> TrustOptions:
     except ValueError:
         raise TrustError(f"--trust-refusal-shift={shift_text}: use a number of points, e.g. 10") from None
     baseline = config.getoption("trust_baseline")
+    batch_text = config.getoption("trust_batch_tokens")
+    if batch_text is not None and not (batch_text.isascii() and batch_text.isdigit()):
+        raise TrustError(f"--trust-batch-tokens={batch_text}: use a whole number of token slots, e.g. 8192")
     return TrustOptions(
         model=_value(config, "trust_model", "trust_model"),
         specs=tuple(parse_specs(compress)),
@@ -158,6 +179,7 @@ def _options(config: pytest.Config) -> TrustOptions:
         seed=int(seed_text),
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         variant=_value(config, "trust_scoring", "trust_scoring"),
+        data=_value(config, "trust_data", "trust_data"),
         trust_remote_code=bool(config.getoption("trust_remote_code")),
         toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
         gate=_value(config, "trust_gate", "trust_gate"),
@@ -166,6 +188,8 @@ def _options(config: pytest.Config) -> TrustOptions:
         fail_on_refusal_shift=bool(config.getoption("trust_fail_on_refusal_shift")),
         baseline=Path(baseline) if baseline else None,
         update_baseline=bool(config.getoption("trust_update_baseline")),
+        backend=config.getoption("trust_backend") or "hf",
+        batch_tokens=int(batch_text) if batch_text is not None else None,
     )
 
 
@@ -179,8 +203,52 @@ def pytest_configure(config: pytest.Config) -> None:
     except (TrustError, SpecError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_options_key] = options
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        _configure_worker(config, workerinput)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "comptrust-xdist")
+
+
+def _configure_worker(config: pytest.Config, workerinput: dict[str, Any]) -> None:
+    """On an xdist worker: take the GPU and the grouping the controller handed over."""
+    # xdist re-parses the command line on a worker, so a loadgroup the controller chose by
+    # default (not typed) must be passed on, or the worker would not tag its test ids by group.
+    if workerinput.get(_LOADGROUP_KEY):
+        config.option.loadgroup = True
+    gpu = workerinput.get(devices.WORKER_GPU_KEY)
+    if gpu is not None:
+        try:
+            devices.pin_to_gpu(gpu)
+        except TrustError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Any:
+    """With -n and no --dist, run --dist loadgroup. A wrapper runs before xdist's own hook,
+    so it still sees "no" where the user named no mode (xdist then fills in "load")."""
+    option = config.option
+    if hasattr(option, "dist") and hasattr(option, "numprocesses"):
+        option.dist = distribution.choose_dist(option.numprocesses, option.dist, bool(option.distload))
+    yield
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per visible GPU (see devices.auto_worker_count for CPUs);
+    xdist's own PYTEST_XDIST_AUTO_NUM_WORKERS still overrides it."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    device = _value(config, "trust_device", "trust_device")
+    gpus = devices.visible_gpus() if devices.wants_gpu(device) else []
+    return devices.auto_worker_count(gpus, device)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return distribution.dist_note(config.getoption("dist", "no"))
+    return None
 
 
 def _session(config: pytest.Config) -> TrustSession:
@@ -201,7 +269,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ids = [s.canonical for s in options.specs]
     else:
         params, ids = [None], ["profile"]
-    metafunc.parametrize("compressed_model", params, ids=ids, indirect=True, scope="session")
+    # One xdist group per config: with --dist loadgroup a worker gets all of a config's tests.
+    grouped = [
+        pytest.param(p, marks=pytest.mark.xdist_group(distribution.group_name(i))) for p, i in zip(params, ids)
+    ]
+    metafunc.parametrize("compressed_model", grouped, ids=ids, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -231,7 +303,7 @@ def compressed_model(request: pytest.FixtureRequest, trust_session: TrustSession
     except TrustError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield handle
-    handle.engine.release()
+    trust_session.release(handle)
 
 
 @pytest.fixture
@@ -283,6 +355,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(
             f"  {config_name}: {stats['cache_hits']} cached answers, {stats['computed']} computed"
         )
+    loads = config.stash.get(_worker_loads_key, None)
+    if loads is not None:
+        terminalreporter.write_line(f"  {distribution.loads_line(loads)}")
+        problems = distribution.grouping_problems(loads)
+        message = distribution.grouping_message(problems, config.getoption("dist", "no"))
+        if message:
+            terminalreporter.write_line(message, yellow=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -292,6 +371,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if trust is not None and trust.rows:
             config.workeroutput["comptrust_report"] = json.dumps(trust.report())
             config.workeroutput["comptrust_flips"] = json.dumps(trust.flips())
+            config.workeroutput["comptrust_loads"] = json.dumps(trust.loads)
         return
     report = _final_report(config)
     if report is None:
@@ -317,6 +397,24 @@ class XdistHooks:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self._gpus: list[str] | None = None
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        """Hand each worker its GPU (an entry of the caller's list) and the grouping, before it starts."""
+        config = self.config
+        node.workerinput[_LOADGROUP_KEY] = config.getoption("dist", "no") == distribution.GROUPED_DIST
+        options = config.stash[_options_key]
+        if not devices.wants_gpu(options.device):
+            return
+        if self._gpus is None:
+            self._gpus = devices.visible_gpus()
+        try:
+            gpu = devices.gpu_for_worker(node.workerinput["workerid"], self._gpus)
+        except TrustError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if gpu is not None:
+            node.workerinput[devices.WORKER_GPU_KEY] = gpu
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -324,3 +422,6 @@ class XdistHooks:
         if output.get("comptrust_report"):
             self.config.stash.setdefault(_worker_reports_key, []).append(json.loads(output["comptrust_report"]))
             self.config.stash.setdefault(_worker_flips_key, []).extend(json.loads(output["comptrust_flips"]))
+        if output.get("comptrust_loads"):
+            worker = node.workerinput.get("workerid", "?")
+            self.config.stash.setdefault(_worker_loads_key, {})[worker] = json.loads(output["comptrust_loads"])

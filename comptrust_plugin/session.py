@@ -18,8 +18,10 @@ from typing import Any
 
 from . import __version__
 from .baseline import BaselineEntry, BaselineStore
+from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
+from .engine.vllm import check_backend
 from .errors import CorruptWeights, TrustError, one_line
 from .gate import (
     BOOTSTRAP_REPLICATES,
@@ -36,7 +38,7 @@ from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report, flipped_items
 from .scorers import check_scorer_name
 from .spec import DEFAULT_CAL_SAMPLES, DENSE, CompressionSpec
-from .storage import stable_hash
+from .storage import locked, stable_hash
 
 VARIANTS = ("comptrust-paper", "dt")
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
@@ -77,8 +79,13 @@ class TrustOptions:
     bootstrap: int = BOOTSTRAP_REPLICATES  # replicates of the paired bootstrap; 0 = no interval
     refusal_shift: float = REFUSAL_SHIFT_FLAG  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
+    # probe data: shipped, decodingtrust[@REVISION] (the hub) or a folder like DecodingTrust's data/
+    data: str = "shipped"
     baseline: Path | None = None  # stored dense results to gate against instead of a dense run
     update_baseline: bool = False
+    backend: str = "hf"  # inference backend: hf, or vllm (CUDA only; an extra)
+    batch_tokens: int | None = None  # token slots per HF batch; None = the backend's default
+
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
@@ -96,6 +103,12 @@ class TrustOptions:
         if self.variant not in VARIANTS:
             raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(VARIANTS)}")
         check_scorer_name(self.toxicity_scorer)
+        from .data.decodingtrust import parse_data_option
+
+        parse_data_option(self.data)
+        if self.batch_tokens is not None and self.batch_tokens < 64:
+            raise TrustError(f"--trust-batch-tokens={self.batch_tokens}: use at least 64 token slots")
+        check_backend(self.backend, self.device)
         return resolve_model(self.model)
 
 
@@ -125,6 +138,8 @@ class TrustSession:
         self._baseline: BaselineStore | None = None
         self.rows: list[ResultRow] = []
         self.events: list[str] = []  # human-readable notes for the summary (loads, builds)
+        self.loads: dict[str, int] = {}  # config -> model loads in this process (xdist grouping check)
+        self._out_of_memory: dict[str, str] = {}  # config -> the OOM message that stopped it here
 
     # ------------------------------------------------------------------ identity
     @property
@@ -172,6 +187,12 @@ class TrustSession:
             self._handles[key] = self._make_handle(spec)
         return self._handles[key]
 
+    def release(self, handle: ModelHandle) -> None:
+        """Drop a config's model once its tests are done, and give its GPU memory back."""
+        if handle.engine.backend_loaded:
+            handle.engine.release()
+            free_gpu_memory()
+
     @property
     def cache(self) -> Any:
         if self._cache is None:
@@ -199,6 +220,11 @@ class TrustSession:
         identity = {
             "weights": weights, "chat_format": self.entry.chat_format.kind, **self._runtime_identity(),
         }
+        # Only a non-default setting enters the identity, so default runs keep their cached answers.
+        if self.options.backend != "hf":
+            identity["backend"] = self.options.backend
+        if self.options.batch_tokens is not None:
+            identity["batch_tokens"] = self.options.batch_tokens
         return ModelHandle(
             config=spec.canonical, spec=spec,
             engine=CachedEngine(
@@ -232,14 +258,56 @@ class TrustSession:
         return render
 
     def _backend(self, spec: CompressionSpec, entry: ModelEntry) -> Any:
+        # One compressed model in memory at a time: configs run one after another.
+        released = False
+        for other in self._handles.values():
+            if other.config not in ("dense", spec.canonical) and other.engine.backend_loaded:
+                other.engine.release()
+                released = True
+        if released:
+            free_gpu_memory()
+        self.loads[spec.canonical] = self.loads.get(spec.canonical, 0) + 1
+        if self.options.backend == "vllm":
+            return self._vllm_backend(spec, entry)
         from .engine.hf import HFBackend
 
-        # One compressed model in memory at a time: configs run one after another.
-        for other in self._handles.values():
-            if other.config not in ("dense", spec.canonical):
-                other.engine.release()
         loaded = self._load(spec, entry)
-        return HFBackend(loaded)
+        return HFBackend(loaded, max_batch_tokens=self.options.batch_tokens)
+
+    def _vllm_backend(self, spec: CompressionSpec, entry: ModelEntry) -> Any:
+        """vLLM reads weights from a folder: the model's own, a hub checkpoint's, or a stored
+        artifact (every compression method is stored under vLLM, the cheap ones too)."""
+        from .engine.vllm import VLLMBackend
+        from .models.loading import dtype_name, pretrained_source
+
+        source, kwargs = pretrained_source(entry, self.cache_dir, self.options.trust_remote_code)
+        weights, revision = source, kwargs.get("revision")
+        if not (spec.is_dense or spec.method == "hub"):
+            weights, revision = str(self._stored_artifact(spec.for_device(self.device.type), entry)), None
+        self.events.append(f"vllm: serving {spec.canonical} from {weights}")
+        return VLLMBackend.create(
+            weights, revision, tokenizer=source, tokenizer_revision=kwargs.get("revision"),
+            dtype=dtype_name(self.dtype), trust_remote_code=self.options.trust_remote_code,
+            tokenizer_object=self._tokenizer(entry), add_special_tokens=entry.chat_format.adds_special_tokens,
+        )
+
+    def _stored_artifact(self, spec: CompressionSpec, entry: ModelEntry) -> Path:
+        """The folder of a compressed model, built (with HF, then freed) once under the store's lock."""
+        from .compress.apply import compress_model
+        from .compress.store import ArtifactStore
+        from .models.loading import load_model
+
+        def build(tmp: Path) -> None:
+            loaded = load_model(
+                entry, self.cache_dir, self.device, self.dtype, trust_remote_code=self.options.trust_remote_code,
+            )
+            stats = compress_model(loaded.model, spec, loaded.tokenizer)
+            loaded.model.save_pretrained(tmp, safe_serialization=True)
+            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s (stored)")
+
+        path, _ = ArtifactStore(self.cache_dir).get_or_build(self.artifact_identity(spec), build)
+        free_gpu_memory()
+        return path
 
     def _load(self, spec: CompressionSpec, entry: ModelEntry) -> Any:
         from .compress.apply import compress_model
@@ -298,7 +366,7 @@ class TrustSession:
         if dimension.NAME not in self._probes:
             from .data.probes import load_probe_set
 
-            self._probes[dimension.NAME] = load_probe_set(dimension.NAME)
+            self._probes[dimension.NAME] = load_probe_set(dimension.NAME, self.options.data)
         return self._probes[dimension.NAME]
 
     def selected(self, dimension: ModuleType) -> Any:
@@ -311,15 +379,40 @@ class TrustSession:
     def evaluate(self, dimension: ModuleType, handle: ModelHandle) -> DimensionResult:
         key = (dimension.NAME, handle.config)
         if key not in self._results:
-            start = time.perf_counter()
-            selected = self.selected(dimension)
-            outputs = handle.engine.generate(dimension.build_requests(selected))
-            extra: dict[str, Any] = {}
-            if hasattr(dimension, "texts_to_score"):  # dimensions rated by an external scorer
-                extra["scores"] = self.toxicity_scores(dimension.texts_to_score(selected, outputs))
-            self._results[key] = dimension.score(selected, outputs, self.options.variant, **extra)
-            self._seconds[key] = time.perf_counter() - start
+            if handle.config in self._out_of_memory:  # a reload would run out of memory again
+                raise TrustError(self._out_of_memory[handle.config])
+            # xdist workers sharing a cache compute each (weights, dimension) once, the dense
+            # answers above all: whoever holds the lock computes; the others wait, then find every
+            # answer cached and never load the model for it.
+            lock = self.cache_dir / "locks" / stable_hash([handle.engine.identity, dimension.NAME])[:32]
+            with locked(lock):
+                try:
+                    self._compute(dimension, handle)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    self._out_of_memory[handle.config] = self._out_of_memory_message(handle, dimension)
+                    handle.engine.release()
+                    free_gpu_memory()
+                    raise TrustError(self._out_of_memory[handle.config]) from None
         return self._results[key]
+
+    def _compute(self, dimension: ModuleType, handle: ModelHandle) -> None:
+        key = (dimension.NAME, handle.config)
+        start = time.perf_counter()
+        selected = self.selected(dimension)
+        outputs = handle.engine.generate(dimension.build_requests(selected))
+        extra: dict[str, Any] = {}
+        if hasattr(dimension, "texts_to_score"):  # dimensions rated by an external scorer
+            extra["scores"] = self.toxicity_scores(dimension.texts_to_score(selected, outputs))
+        self._results[key] = dimension.score(selected, outputs, self.options.variant, **extra)
+        self._seconds[key] = time.perf_counter() - start
+
+    def _out_of_memory_message(self, handle: ModelHandle, dimension: ModuleType) -> str:
+        from .engine.hf import default_batch_tokens
+
+        budget = self.options.batch_tokens or default_batch_tokens(self.device.type)
+        return out_of_memory_message(handle.config, dimension.NAME, budget)
 
     @property
     def scorer(self) -> Any:

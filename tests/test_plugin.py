@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -32,7 +33,8 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     for option in ("--model", "--compress", "--trust-tolerance", "--trust-samples", "--trust-device",
                    "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring",
                    "--trust-gate", "--trust-bootstrap", "--trust-refusal-shift", "--trust-fail-on-refusal-shift",
-                   "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips"):
+                   "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips",
+                   "--trust-data"):
         result.stdout.fnmatch_lines([f"*{option}*"])
 
 
@@ -50,6 +52,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         (["--trust-bootstrap=10"], "*--trust-bootstrap=10: use 0 (no interval) or at least 100*"),
         (["--trust-bootstrap=-1"], "*--trust-bootstrap=-1: use a whole number*"),
         (["--trust-refusal-shift=lots"], "*--trust-refusal-shift=lots: use a number of points*"),
+        (["--trust-data=/no/such/folder"], "*--trust-data=/no/such/folder: no such folder*"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(pytester: pytest.Pytester, cache: Path, args, message) -> None:
@@ -146,6 +149,12 @@ def test_xdist_modes_give_one_table_and_identical_results(
     )
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("comptrust trust summary") == 1
+    if mode == ["-n", "2"]:  # one xdist group per config: each config loaded on one worker, once
+        loads = re.search(r"workers: (.*)", result.stdout.str())
+        assert loads is not None and "grouping did not take effect" not in result.stdout.str()
+        for config in ("mag-50", f"hub:{says_not_wrong_model}"):
+            loaded = [part.split(" loaded ", 1)[1].split(", ") for part in loads.group(1).split("; ")]
+            assert sum(models.count(config) for models in loaded) == 1, loads.group(0)
     flipped = [json.loads(line) for line in flips.read_text().splitlines()]
     assert len(flipped) == 320 and {f["config"] for f in flipped} == {"hub:" + str(says_not_wrong_model)}
     rows = json.loads(report.read_text())["results"]

@@ -206,5 +206,11 @@ LOADERS = {
 }
 
 
-def load_probe_set(dimension: str) -> ProbeSet:
-    return LOADERS[dimension]()
+def load_probe_set(dimension: str, data: str | None = None) -> ProbeSet:
+    """The dimension's probes from `data`: the shipped fixtures (None or "shipped"), or
+    DecodingTrust's data ("decodingtrust[@REVISION]" from the hub, or a local folder)."""
+    if data in (None, "", "shipped"):
+        return LOADERS[dimension]()
+    from .decodingtrust import load_decodingtrust, parse_data_option
+
+    return load_decodingtrust(dimension, parse_data_option(data))

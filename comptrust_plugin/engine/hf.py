@@ -18,9 +18,11 @@ from typing import Any
 import torch
 
 from ..models.loading import LoadedModel
-from .requests import GenerationSettings, OnGenerated, OnScored
+from .requests import GenerationSettings, OnGenerated, OnScored, finish_text
 
 MIN_SHARED_PREFIX = 32  # shorter shared prefixes are not worth a place in the prefix pass
+# Token slots one batch may hold (--trust-batch-tokens overrides; lower it after a GPU OOM).
+DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 8192}
 
 Row = tuple[int, int]  # (prompt index, sample index)
 
@@ -34,11 +36,10 @@ class HFBackend:
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
         self.add_special_tokens = loaded.entry.chat_format.adds_special_tokens
-        on_gpu = loaded.device.type == "cuda"
         # On a CPU, decoding is dominated by per-step overhead, so wide batches pay off even
         # though long padded prefills are a little slower per token.
         self.max_batch_size = max_batch_size or 64
-        self.max_batch_tokens = max_batch_tokens or (32768 if on_gpu else 8192)
+        self.max_batch_tokens = max_batch_tokens or default_batch_tokens(loaded.device.type)
         self.eos_ids = _eos_ids(loaded)
         self.pad_id = self.tokenizer.pad_token_id
         params = inspect.signature(self.model.forward).parameters
@@ -232,11 +233,7 @@ class HFBackend:
         return any(s in text for s in stop)
 
     def _finish(self, tokens: list[int], stop: tuple[str, ...]) -> str:
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        body = text.lstrip()
-        lead = text[: len(text) - len(body)]
-        cut = min((body.find(s) for s in stop if s in body), default=-1)
-        return lead + body[:cut] if cut >= 0 else text
+        return finish_text(self.tokenizer.decode(tokens, skip_special_tokens=True), stop)
 
     # ------------------------------------------------------------ log-likelihood
     @torch.inference_mode()
@@ -284,6 +281,11 @@ class HFBackend:
                 ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
                 mask[row, width - len(tokens) :] = 1
         return ids.to(self.device), mask.to(self.device)
+
+
+def default_batch_tokens(device_type: str) -> int:
+    """The batch budget when --trust-batch-tokens is not given (any non-CUDA device: the CPU one)."""
+    return DEFAULT_BATCH_TOKENS["cuda" if device_type == "cuda" else "cpu"]
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:

@@ -51,6 +51,15 @@ class LoglikelihoodRequest:
     continuation: str
 
 
+def finish_text(text: str, stop: tuple[str, ...]) -> str:
+    """An answer cut at its first stop string; a stop string counts only after the leading blanks
+    (a chat answer often opens with a newline). Shared by every backend so they cut alike."""
+    body = text.lstrip()
+    lead = text[: len(text) - len(body)]
+    cut = min((body.find(s) for s in stop if s in body), default=-1)
+    return lead + body[:cut] if cut >= 0 else text
+
+
 OnGenerated = Callable[[int, list[str]], None]
 OnScored = Callable[[int, tuple[float, bool]], None]
 

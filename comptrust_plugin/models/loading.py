@@ -90,7 +90,7 @@ def load_tokenizer(entry: ModelEntry, cache_dir: Path, trust_remote_code: bool =
     from transformers import AutoTokenizer
 
     _quiet_transformers()
-    source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
+    source, kwargs = pretrained_source(entry, cache_dir, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
@@ -118,7 +118,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
-    source, kwargs = _pretrained_source(entry, cache_dir, trust_remote_code)
+    source, kwargs = pretrained_source(entry, cache_dir, trust_remote_code)
     tokenizer = load_tokenizer(entry, cache_dir, trust_remote_code)
     folder = str(weights_dir) if weights_dir else source
     try:
@@ -139,9 +139,10 @@ def load_model(
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
 
 
-def _pretrained_source(
+def pretrained_source(
     entry: ModelEntry, cache_dir: Path, trust_remote_code: bool
 ) -> tuple[str, dict[str, Any]]:
+    """Where `from_pretrained` (or vLLM) reads this model: a folder or hub id, plus its kwargs."""
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if entry.source == "embedded-gguf":
         return str(materialize_embedded(entry, cache_dir)), kwargs

@@ -1,0 +1,490 @@
+"""Load DecodingTrust's own data into the dimensions' probe types: from the hub dataset
+(`--trust-data=decodingtrust`) or from a local copy laid out like its repository's `data/`
+folder (`--trust-data=PATH`).
+
+Both sources become the same *tables* (subset name -> rows, each with a "where" for error
+messages), and one mapper per dimension turns tables into probes, so a hub run and a local
+run of the same data build the same prompts. The data identity (hashes of the local files
+read, or dataset + revision + config + the fingerprints `datasets` computes from the
+downloaded files) becomes the ProbeSet's sha256, which enters every cache key and report row
+as the shipped fixtures' hash does.
+
+Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations.
+The others raise a one-line TrustError naming the dimension (see README, "DecodingTrust").
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..dimensions import adversarial_demonstrations, machine_ethics, stereotype_bias, toxicity
+from ..errors import TrustError, one_line
+from ..storage import sha256_file, stable_hash
+from .files import fixtures_dir, read_json
+from .probes import ProbeSet
+
+HUB_DATASET = "AI-Secure/DecodingTrust"
+HUB_NAME = "decodingtrust"
+
+Row = tuple[str, dict[str, Any]]  # (where: "file:line" or "config/split#n", the row)
+Tables = dict[str, list[Row]]  # subset name -> rows
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's probe data comes from: "shipped", "hub" (with an optional revision) or
+    "local" (a folder laid out like DecodingTrust's `data/`)."""
+
+    kind: str
+    path: Path | None = None
+    revision: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "hub":
+            return f"{HUB_DATASET}" + (f"@{self.revision}" if self.revision else "")
+        return str(self.path) if self.kind == "local" else "shipped"
+
+
+def parse_data_option(text: str | None) -> DataSource:
+    """`shipped` (default), `decodingtrust[@REVISION]` (the hub), or a folder like DT's `data/`."""
+    value = (text or "shipped").strip()
+    if value in ("", "shipped"):
+        return DataSource("shipped")
+    if value == HUB_NAME or value.startswith(HUB_NAME + "@"):
+        revision = value.partition("@")[2] or None
+        return DataSource("hub", revision=revision)
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise TrustError(
+            f"--trust-data={one_line(value)}: no such folder; use shipped, decodingtrust[@REVISION], "
+            "or a folder laid out like DecodingTrust's data/"
+        )
+    return DataSource("local", path=path.resolve())
+
+
+# ------------------------------------------------------------------------------ readers
+def _read_jsonl_rows(path: Path) -> list[Row]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TrustError(f"{path}: missing DecodingTrust data file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
+    rows: list[Row] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrustError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise TrustError(f"{path}:{number}: expected a JSON object per line")
+        rows.append((f"{path}:{number}", row))
+    if not rows:
+        raise TrustError(f"{path}: the DecodingTrust data file has no rows")
+    return rows
+
+
+def _read_csv_rows(path: Path) -> list[Row]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            # line numbers: the header is line 1, so a row's number is its reader's line_num
+            reader = csv.DictReader(handle)
+            rows = [(f"{path}:{reader.line_num}", dict(row)) for row in reader]
+    except FileNotFoundError:
+        raise TrustError(f"{path}: missing DecodingTrust data file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TrustError(f"{path}: cannot read DecodingTrust CSV file ({exc})") from None
+    if not rows:
+        raise TrustError(f"{path}: the DecodingTrust data file has no rows")
+    return rows
+
+
+def _require(root: Path, relative: Iterable[str]) -> list[Path]:
+    """The named files under `root`; all missing ones named in one line."""
+    paths = [root / r for r in relative]
+    missing = [str(p.relative_to(root)) for p in paths if not p.is_file()]
+    if missing:
+        raise TrustError(f"{root}: missing DecodingTrust data file(s): {', '.join(missing)}")
+    return paths
+
+
+HubLoader = Callable[..., Any]
+
+
+def hub_tables(
+    config: str, revision: str | None, data_files: Sequence[str] | None = None,
+    loader: HubLoader | None = None,
+) -> tuple[Tables, str]:
+    """Every split of one config of the hub dataset as tables, and the data identity.
+
+    `loader` stands in for `datasets.load_dataset` (tests pass one that reads local JSON).
+    Failures (no network, unknown config, no `datasets`) become one-line TrustErrors.
+    """
+    if loader is None:
+        try:
+            from datasets import load_dataset
+        except ImportError:
+            raise TrustError("--trust-data=decodingtrust needs the datasets package: pip install datasets") from None
+        loader = load_dataset
+    kwargs: dict[str, Any] = {"revision": revision}
+    if data_files:
+        kwargs["data_files"] = list(data_files)
+    try:
+        loaded = loader(HUB_DATASET, config, **kwargs)
+    except Exception as exc:  # datasets raises many types (network, missing config, format)
+        reason = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise TrustError(
+            f"--trust-data=decodingtrust: cannot load {HUB_DATASET} config {config!r} "
+            f"({type(exc).__name__}: {reason[:200]}); check the network or HF_HUB_OFFLINE, "
+            "or use --trust-data=PATH with a local copy of its data/ folder"
+        ) from None
+    tables: Tables = {}
+    fingerprints: dict[str, str] = {}
+    for split in loaded:
+        rows = loaded[split]
+        tables[split] = [(f"{HUB_DATASET}/{config}/{split}#{i}", dict(row)) for i, row in enumerate(rows)]
+        fingerprints[split] = str(getattr(rows, "_fingerprint", ""))
+    identity = stable_hash({
+        "dataset": HUB_DATASET, "config": config, "revision": revision or "default",
+        "data_files": list(data_files or ()), "fingerprints": fingerprints,
+    })
+    return tables, identity
+
+
+def _split(tables: Tables, wanted: str, config: str) -> list[Row]:
+    if wanted not in tables:
+        raise TrustError(
+            f"{HUB_DATASET} config {config!r} has no split {wanted!r} (found: {', '.join(sorted(tables)) or 'none'})"
+        )
+    return tables[wanted]
+
+
+# ------------------------------------------------------------------------------- toxicity
+# DecodingTrust's four prompt sets: our kind name -> (hub split, file under data/toxicity/user_prompts)
+TOXICITY_SETS = {
+    "toxic": ("realtoxicityprompts.toxic", "toxic.jsonl"),
+    "nontoxic": ("realtoxicityprompts.nontoxic", "nontoxic.jsonl"),
+    "toxic-gpt3.5": ("toxic.gpt3.5", "toxic.jsonl.gpt3.n=25.out1.split.annotated.jsonl.filtered.jsonl"),
+    "toxic-gpt4": ("toxic.gpt4", "toxic.jsonl.gpt4.n=25.out1.split.annotated.jsonl.filtered.jsonl"),
+}
+
+
+def toxicity_probes(tables: Tables) -> toxicity.ToxicityProbes:
+    """Rows carry the prompt as `prompt.text` (RealToxicityPrompts layout) or `text`."""
+    prompts = []
+    for kind, rows in tables.items():
+        for index, (where, row) in enumerate(rows):
+            prompt = row.get("prompt")
+            text = prompt.get("text") if isinstance(prompt, dict) else row.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise TrustError(f"{where}: no prompt text (expected prompt.text)")
+            prompts.append(toxicity.Prompt(f"{kind}-{index:04d}", text, kind))
+    return toxicity.ToxicityProbes(tuple(prompts))
+
+
+def _toxicity_local(root: Path) -> tuple[Tables, list[Path]]:
+    paths = _require(root, [f"toxicity/user_prompts/{name}" for _, name in TOXICITY_SETS.values()])
+    return {kind: _read_jsonl_rows(p) for kind, p in zip(TOXICITY_SETS, paths)}, paths
+
+
+def _toxicity_hub(tables: Tables) -> Tables:
+    return {kind: _split(tables, split, "toxicity") for kind, (split, _) in TOXICITY_SETS.items()}
+
+
+# ------------------------------------------------------------------------ stereotype bias
+STEREOTYPE_FILE = "stereotype/dataset/stereotype_bias_data.jsonl"
+
+
+# The benchmark's 24 demographic group tags (its rows' `demographic_group_tag`): facts of its
+# data, used to tell which group a statement in its output files is about.
+STEREOTYPE_GROUPS = (
+    "Homosexuals", "Muslims", "Black people", "Physically disabled people", "Asians", "Women", "Old people",
+    "Jews", "Poor people", "Immigrants", "Mexicans", "Latin Americans", "Men", "Christians", "White people",
+    "Able-bodied people", "Canadians", "Young people", "Rich people", "Europeans", "Atheists", "Americans",
+    "Caucasians", "Buddhists",
+)
+
+
+def stereotype_group(user_prompt: str) -> str | None:
+    """The group a benchmark user prompt is about: the statement (after its "statement:") starts
+    with the group's tag, as a whole word; the longest matching tag wins."""
+    statement = re.split(r"statement:", user_prompt, flags=re.IGNORECASE)[-1].strip().lower()
+    hits = [
+        g for g in STEREOTYPE_GROUPS
+        if statement.startswith(g.lower()) and not statement[len(g):len(g) + 1].isalpha()
+    ]
+    return max(hits, key=len) if hits else None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def stereotype_probes(rows: list[Row], system_prompts: dict[str, str]) -> stereotype_bias.StereotypeProbes:
+    """Rows: `prompt` = {text, stereotype_topic_tag, demographic_group_tag, sys_prompt_type_tag}.
+
+    The benchmark's user prompt (its answer-format request + the statement, group named) is
+    used verbatim; each statement is bound to its group. Its rows repeat a statement once per
+    system-prompt type; we keep one (every statement runs under all three types anyway). The
+    system prompts are not in its data: they come from `system_prompts` (ours).
+    """
+    groups: dict[str, stereotype_bias.Group] = {}
+    statements: dict[tuple[str, str, str], stereotype_bias.Statement] = {}
+    for where, row in rows:
+        prompt = row.get("prompt")
+        fields = ("text", "stereotype_topic_tag", "demographic_group_tag", "sys_prompt_type_tag")
+        if not isinstance(prompt, dict) or not all(isinstance(prompt.get(f), str) for f in fields):
+            raise TrustError(f"{where}: expected prompt.{{{', '.join(fields)}}} strings")
+        if prompt["sys_prompt_type_tag"] not in stereotype_bias.PROMPT_TYPES:
+            raise TrustError(f"{where}: unknown sys_prompt_type_tag {prompt['sys_prompt_type_tag']!r}")
+        group_name = prompt["demographic_group_tag"]
+        group_id = _slug(group_name)
+        groups.setdefault(group_id, stereotype_bias.Group(group_id, group_name))
+        key = (prompt["stereotype_topic_tag"], group_id, prompt["text"])
+        if key not in statements:
+            number = sum(1 for k in statements if k[:2] == key[:2]) + 1
+            statements[key] = stereotype_bias.Statement(
+                f"{_slug(key[0])}-{group_id}-{number}", key[0], prompt["text"], group=group_id,
+            )
+    return stereotype_bias.StereotypeProbes(
+        groups=tuple(groups.values()), statements=tuple(statements.values()),
+        system_prompts=system_prompts, instruction="",
+    )
+
+
+def _shipped_stereotype_system_prompts() -> dict[str, str]:
+    setup = read_json(fixtures_dir() / "stereotype_bias" / "setup.json", "stereotype_bias.setup")
+    return dict(setup["system_prompts"])
+
+
+# ------------------------------------------------------------------------- machine ethics
+ETHICS_TEST = "machine_ethics/ethics/commonsense/cm_test.csv"
+ETHICS_TRAIN = "machine_ethics/ethics/commonsense/cm_train.csv"
+ETHICS_DEMOS = 32  # demonstrations shown in the few-shot setting (seeded pick of short train rows)
+ETHICS_DEMO_SEED = 100
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "1")
+
+
+def _ethics_rows(rows: list[Row], short_only: bool = True) -> list[tuple[str, str, int]]:
+    """(where, scenario, label) of the short commonsense rows (label 1 = wrong); the benchmark
+    scores the short scenarios (`ethics_commonsense_short`)."""
+    result = []
+    for where, row in rows:
+        if "label" not in row or "input" not in row:
+            raise TrustError(f"{where}: expected the columns label and input")
+        if short_only and "is_short" in row and not _truthy(row["is_short"]):
+            continue
+        try:
+            label = int(str(row["label"]).strip())
+        except ValueError:
+            raise TrustError(f"{where}: label {one_line(row['label'])!r} is not 0 or 1") from None
+        if label not in (0, 1) or not str(row["input"]).strip():
+            raise TrustError(f"{where}: needs label 0 or 1 and a non-empty input")
+        result.append((where, str(row["input"]).strip(), label))
+    return result
+
+
+def ethics_probes(test_rows: list[Row], train_rows: list[Row]) -> machine_ethics.EthicsProbes:
+    """Test scenarios from the benchmark's commonsense test split (short ones), demos a seeded
+    pick from its train split. Jailbreak prompts and evasive suffixes are not in its data: we
+    keep the shipped ones (our own writing)."""
+    tests = _ethics_rows(test_rows)
+    train = _ethics_rows(train_rows)
+    if not tests:
+        raise TrustError(f"{test_rows[0][0].rsplit(':', 1)[0]}: no short scenarios (is_short) in the test split")
+    picked = random.Random(ETHICS_DEMO_SEED).sample(range(len(train)), min(ETHICS_DEMOS, len(train)))
+    shipped = _shipped_ethics_attacks()
+    return machine_ethics.EthicsProbes(
+        scenarios=tuple(
+            machine_ethics.Scenario(f"cm-{i:05d}", text, label) for i, (_, text, label) in enumerate(tests)
+        ),
+        demos=tuple(machine_ethics.Scenario(f"demo-{i}", train[i][1], train[i][2]) for i in sorted(picked)),
+        jailbreaks=shipped.jailbreaks, suffixes=shipped.suffixes,
+    )
+
+
+def _shipped_ethics_attacks() -> machine_ethics.EthicsProbes:
+    from .probes import load_machine_ethics
+
+    probes: machine_ethics.EthicsProbes = load_machine_ethics().probes
+    return probes
+
+
+def _hub_ethics(tables: Tables) -> tuple[list[Row], list[Row]]:
+    """The commonsense test and train splits, found by name (the hub names them by file)."""
+    def find(kind: str) -> list[Row]:
+        names = [n for n in tables if kind in n.lower() and ("cm" in n.lower() or "commonsense" in n.lower())]
+        if len(names) != 1:
+            raise TrustError(
+                f"{HUB_DATASET} config 'machine_ethics': expected one commonsense {kind} split, "
+                f"found {', '.join(sorted(tables)) or 'none'}"
+            )
+        return tables[names[0]]
+
+    return find("test"), find("train")
+
+
+# ------------------------------------------------------------ adversarial demonstrations
+ADV_DEMO_ROOT = "adv_demonstration"
+
+
+def _adv_demo_task(where: str, options: Any) -> str:
+    wanted = {str(o).strip().lower() for o in options} if isinstance(options, list) else set()
+    for task, labels in adversarial_demonstrations.LABELS.items():
+        if wanted == set(labels):
+            return task
+    raise TrustError(
+        f"{where}: options {sorted(wanted)} match no supported task "
+        f"({', '.join(f'{t}: {list(v)}' for t, v in adversarial_demonstrations.LABELS.items())})"
+    )
+
+
+def adv_demo_item(where: str, row: dict[str, Any], family: str, item_id: str) -> adversarial_demonstrations.DemoItem:
+    """One row {input, label, option, examples: [[text, label], ...]}. In the benchmark's
+    backdoor attack-success files the label is the attacker's target, so it becomes `target`."""
+    for field in ("input", "label", "option", "examples"):
+        if field not in row:
+            raise TrustError(f"{where}: missing field {field!r}")
+    task = _adv_demo_task(where, row["option"])
+    examples = row["examples"]
+    if not isinstance(examples, list) or not all(isinstance(e, list) and len(e) == 2 for e in examples):
+        raise TrustError(f"{where}: examples must be [[text, label], ...]")
+    label = str(row["label"]).strip().lower()
+    return adversarial_demonstrations.DemoItem(
+        item_id, family, task, str(row["input"]), label,
+        tuple((str(text), str(lab).strip().lower()) for text, lab in examples),
+        target=label if family == "backdoor" else None,
+    )
+
+
+def adv_demo_family(relative: Path) -> tuple[str, str] | None:
+    """(family, setting) of a data or output file by its path below adv_demonstration/, or None
+    when the benchmark's score does not use it (counterfactual: only the `_cf` sets; backdoor:
+    only experiment 1's attack-success `_asr` sets)."""
+    parts = relative.parts
+    if not parts:
+        return None
+    family = parts[0]
+    if family == "counterfactual" and len(parts) >= 3 and parts[1].endswith("_cf"):
+        return family, parts[1]
+    if family == "spurious" and len(parts) >= 4:
+        return family, f"{parts[1]}/{parts[2]}"
+    if family == "backdoor" and len(parts) >= 4 and parts[1] == "experiment1" and parts[2].endswith("_asr"):
+        return family, parts[2]
+    return None
+
+
+def _adv_demo_local(root: Path) -> tuple[Tables, list[Path]]:
+    base = root / ADV_DEMO_ROOT
+    if not base.is_dir():
+        raise TrustError(f"{root}: missing DecodingTrust data folder {ADV_DEMO_ROOT}/")
+    tables: Tables = {}
+    paths = []
+    for path in sorted(base.rglob("*.jsonl")):
+        found = adv_demo_family(path.relative_to(base))
+        if found is None:
+            continue
+        family, setting = found
+        tables[f"{family}/{setting}/{path.stem}"] = _read_jsonl_rows(path)
+        paths.append(path)
+    for family in adversarial_demonstrations.FAMILIES:
+        if not any(k.startswith(family + "/") for k in tables):
+            raise TrustError(f"{base}: no {family} files (the layout of DecodingTrust's data/{ADV_DEMO_ROOT})")
+    return tables, paths
+
+
+def adv_demo_probes(tables: Tables) -> adversarial_demonstrations.AdvDemoProbes:
+    """Tables keyed "<family>/<setting>/<file stem>" (local) or by hub split name."""
+    items = []
+    for name, rows in tables.items():
+        family = name.split("/", 1)[0] if "/" in name else _family_of_split(name)
+        if family is None:
+            continue
+        for index, (where, row) in enumerate(rows):
+            items.append(adv_demo_item(where, row, family, f"{name}/{index}"))
+    if not items:
+        raise TrustError(f"{HUB_DATASET} adversarial demonstrations: no counterfactual, spurious or backdoor rows")
+    return adversarial_demonstrations.AdvDemoProbes(tuple(items))
+
+
+def _family_of_split(name: str) -> str | None:
+    """The family of a hub split by its name, with the same choice of sets as for local files
+    (counterfactual: `_cf` sets; backdoor: attack-success sets). The hub's split names for
+    this config are not pinned by a test against the hub (no network here)."""
+    lowered = name.lower()
+    if "backdoor" in lowered:
+        return "backdoor" if "asr" in lowered else None
+    if "spurious" in lowered:
+        return "spurious"
+    if "_cf" in lowered:
+        return "counterfactual"
+    return None
+
+
+# ------------------------------------------------------------------------------ dispatch
+SUPPORTED = (toxicity.NAME, stereotype_bias.NAME, machine_ethics.NAME, adversarial_demonstrations.NAME)
+HUB_CONFIGS = {
+    toxicity.NAME: "toxicity", stereotype_bias.NAME: "stereotype", machine_ethics.NAME: "machine_ethics",
+    adversarial_demonstrations.NAME: "adv_demonstration",
+}
+
+
+def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | None = None) -> ProbeSet:
+    """The dimension's probes from DecodingTrust's data (hub or local copy)."""
+    if dimension not in SUPPORTED:
+        raise TrustError(
+            f"--trust-data={source.describe()}: {dimension} cannot run on DecodingTrust's data yet "
+            f"(supported: {', '.join(SUPPORTED)}); run it with --trust-data=shipped"
+        )
+    if source.kind == "local":
+        assert source.path is not None
+        return _load_local(dimension, source.path)
+    config = HUB_CONFIGS[dimension]
+    data_files = [STEREOTYPE_FILE] if dimension == stereotype_bias.NAME else None
+    tables, identity = hub_tables(config, source.revision, data_files, loader)
+    where = f"{HUB_DATASET}/{config}" + (f"@{source.revision}" if source.revision else "")
+    if dimension == toxicity.NAME:
+        probes: Any = toxicity_probes(_toxicity_hub(tables))
+    elif dimension == stereotype_bias.NAME:
+        rows = [row for split in tables.values() for row in split]
+        probes = stereotype_probes(rows, _shipped_stereotype_system_prompts())
+    elif dimension == machine_ethics.NAME:
+        probes = ethics_probes(*_hub_ethics(tables))
+    else:
+        probes = adv_demo_probes(tables)
+    return ProbeSet(dimension, probes, where, identity)
+
+
+def _load_local(dimension: str, root: Path) -> ProbeSet:
+    if dimension == toxicity.NAME:
+        tables, paths = _toxicity_local(root)
+        probes: Any = toxicity_probes(tables)
+    elif dimension == stereotype_bias.NAME:
+        paths = _require(root, [STEREOTYPE_FILE])
+        probes = stereotype_probes(_read_jsonl_rows(paths[0]), _shipped_stereotype_system_prompts())
+    elif dimension == machine_ethics.NAME:
+        paths = _require(root, [ETHICS_TEST, ETHICS_TRAIN])
+        probes = ethics_probes(_read_csv_rows(paths[0]), _read_csv_rows(paths[1]))
+    else:
+        tables, paths = _adv_demo_local(root)
+        probes = adv_demo_probes(tables)
+    # relative names in the hash, so the same copy in another folder has the same identity
+    return ProbeSet(dimension, probes, str(root), _relative_files_hash(root, paths))
+
+
+def _relative_files_hash(root: Path, paths: list[Path]) -> str:
+    """Content hashes of the files read, named relative to the data folder, so the same copy
+    in another place has the same identity."""
+    return stable_hash({"decodingtrust_local": [[str(p.relative_to(root)), sha256_file(p)] for p in paths]})
