@@ -34,11 +34,12 @@ class Run:
     events: list[str]  # the kill plugin's trace of this run
 
 
-def run_suite(
+def suite_command(
     model: Path, cache: Path, out: Path, workdir: Path, kill_at: str | None = None,
-    kill_after: float | None = None, extra: tuple[str, ...] = (), timeout: float = 300,
-) -> Run:
-    """One `pytest --pyargs trust_tests ...` child with the kill plugin loaded."""
+    kill_after: float | None = None, extra: tuple[str, ...] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment of one `pytest --pyargs trust_tests ...` child with the kill
+    plugin loaded (its trace goes to workdir/trace.txt, a kill's mark to workdir/killed.txt)."""
     workdir.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     trace, mark = workdir / "trace.txt", workdir / "killed.txt"
@@ -61,10 +62,24 @@ def run_suite(
         f"--trust-report={out / OUTPUTS['report']}", f"--trust-markdown={out / OUTPUTS['markdown']}",
         f"--trust-flips={out / OUTPUTS['flips']}", f"--trust-plot={out / OUTPUTS['plot']}", *extra,
     ]
+    return command, env
+
+
+def run_suite(
+    model: Path, cache: Path, out: Path, workdir: Path, kill_at: str | None = None,
+    kill_after: float | None = None, extra: tuple[str, ...] = (), timeout: float = 300,
+) -> Run:
+    """Run one child to its end (or its kill)."""
+    command, env = suite_command(model, cache, out, workdir, kill_at, kill_after, extra)
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return finished(workdir, done.returncode, done.stdout, done.stderr)
+
+
+def finished(workdir: Path, returncode: int, stdout: str, stderr: str) -> Run:
+    trace, mark = workdir / "trace.txt", workdir / "killed.txt"
     events = trace.read_text(encoding="utf-8").split() if trace.exists() else []
-    killed = mark.read_text(encoding="utf-8") if done.returncode == -9 and mark.exists() else None
-    return Run(done.returncode, done.stdout, done.stderr, killed, events)
+    killed = mark.read_text(encoding="utf-8") if returncode == -9 and mark.exists() else None
+    return Run(returncode, stdout, stderr, killed, events)
 
 
 def comparable(report: dict[str, Any]) -> str:
