@@ -82,6 +82,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="allow model repositories to run their own Python code (off by default)",
     )
     group.addoption(
+        "--trust-allow-pickle", action="store_true", default=False,
+        help="read checkpoints that have pickle weights only, with torch.load(weights_only=True) (off by default)",
+    )
+    group.addoption(
         "--trust-gate", default=None,
         help="point (default: fail when the score drop exceeds the tolerance) or confident (fail only when "
         "the whole bootstrap interval does; 'inconclusive' when it straddles the tolerance)",
@@ -181,6 +185,7 @@ def _options(config: pytest.Config) -> TrustOptions:
         variant=_value(config, "trust_scoring", "trust_scoring"),
         data=_value(config, "trust_data", "trust_data"),
         trust_remote_code=bool(config.getoption("trust_remote_code")),
+        allow_pickle=bool(config.getoption("trust_allow_pickle")),
         toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
         gate=_value(config, "trust_gate", "trust_gate"),
         bootstrap=int(bootstrap_text),

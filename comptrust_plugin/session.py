@@ -74,6 +74,7 @@ class TrustOptions:
     cache_dir: Path = field(default_factory=default_cache_dir)
     variant: str = "comptrust-paper"
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # read pickle-only checkpoints (torch.load with weights_only=True)
     toxicity_scorer: str = "profanity-check"
     gate: str = "point"
     bootstrap: int = BOOTSTRAP_REPLICATES  # replicates of the paired bootstrap; 0 = no interval
@@ -300,6 +301,7 @@ class TrustSession:
         def build(tmp: Path) -> None:
             loaded = load_model(
                 entry, self.cache_dir, self.device, self.dtype, trust_remote_code=self.options.trust_remote_code,
+                allow_pickle=self.options.allow_pickle,
             )
             stats = compress_model(loaded.model, spec, loaded.tokenizer)
             loaded.model.save_pretrained(tmp, safe_serialization=True)
@@ -326,6 +328,7 @@ class TrustSession:
             return load_model(
                 entry, self.cache_dir, self.device, self.dtype,
                 trust_remote_code=self.options.trust_remote_code, weights_dir=weights_dir,
+                allow_pickle=self.options.allow_pickle,
             )
 
         if spec.is_dense or spec.method == "hub":

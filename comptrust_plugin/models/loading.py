@@ -94,7 +94,7 @@ def load_tokenizer(entry: ModelEntry, cache_dir: Path, trust_remote_code: bool =
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise TrustError(f"--model={entry.name}: cannot load its tokenizer: {_first_line(exc)}") from None
+        raise TrustError(f"--model={entry.name}: cannot load its tokenizer: {_explain(exc)}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -108,6 +108,7 @@ def load_model(
     dtype: torch.dtype,
     trust_remote_code: bool = False,
     weights_dir: Path | None = None,
+    allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load weights onto `device` in `dtype`; `weights_dir` overrides where weights come from
     (a stored compressed artifact) while config and tokenizer still come from `entry`.
@@ -121,22 +122,73 @@ def load_model(
     source, kwargs = pretrained_source(entry, cache_dir, trust_remote_code)
     tokenizer = load_tokenizer(entry, cache_dir, trust_remote_code)
     folder = str(weights_dir) if weights_dir else source
+    use_safetensors = refuse_hostile(entry.name, Path(folder), trust_remote_code, allow_pickle)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=True, low_cpu_mem_usage=True, **kwargs,
+            folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
+            **kwargs,
         )
     except (OSError, ValueError) as exc:
-        raise TrustError(f"--model={entry.name}: cannot load weights: {_first_line(exc)}") from None
+        raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
     except SafetensorError as exc:
         problem = f"unreadable safetensors in {folder} ({_first_line(exc)})"
         if weights_dir is None and entry.source == "embedded-gguf":
             # Our own cache of the dequantized model: set it aside and dequantize again.
             discard_stored_model(Path(folder), problem)
-            return load_model(entry, cache_dir, device, dtype, trust_remote_code)
+            return load_model(entry, cache_dir, device, dtype, trust_remote_code, allow_pickle=allow_pickle)
         raise CorruptWeights(folder, f"--model={entry.name}: cannot load weights: {problem}") from None
+    except Exception as exc:  # a pickle (opted in) holding more than tensors: torch refused to run it
+        if "weights_only" not in str(exc):
+            raise
+        raise TrustError(
+            f"--model={entry.name}: cannot load weights: a pickle file in {folder} holds objects other than "
+            "tensors, which torch.load(weights_only=True) refuses to build; it was not loaded"
+        ) from None
     model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+REMOTE_CODE_HINT = "it ships its own Python code; pass --trust-remote-code only if you trust its source"
+PICKLE_HINT = (
+    "its weights are pickle files only; convert them to safetensors, or pass --trust-allow-pickle to read "
+    "them with torch.load(weights_only=True)"
+)
+
+
+def refuse_hostile(name: str, folder: Path, trust_remote_code: bool, allow_pickle: bool) -> bool | None:
+    """Refuse a local model folder that would run its own code or unpickle, unless opted in.
+
+    Returns `use_safetensors` for from_pretrained: True (safetensors only) unless the folder has
+    pickle weights only and the user allowed them (None: let transformers pick). Hub ids are
+    checked by transformers itself (errors mapped by _explain)."""
+    if not folder.is_dir():
+        return None if allow_pickle else True
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    if isinstance(config, dict) and config.get("auto_map") and not trust_remote_code:
+        raise TrustError(f"--model={name}: {folder / 'config.json'} has an auto_map: {REMOTE_CODE_HINT}")
+    files = [p.name for p in folder.iterdir() if p.is_file()]
+    has_safetensors = any(f.endswith(".safetensors") for f in files)
+    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
+    if not has_safetensors and pickles:
+        if not allow_pickle:
+            raise TrustError(f"--model={name}: {folder} has {', '.join(pickles[:3])}: {PICKLE_HINT}")
+        return None
+    return True
+
+
+def _explain(exc: BaseException) -> str:
+    """transformers' refusal, as the action the user can take."""
+    text = _first_line(exc)
+    if "trust_remote_code" in str(exc):
+        return REMOTE_CODE_HINT
+    if "safetensors" in text and ("does not appear to have" in text or "no file named" in text):
+        return f"{text} ({PICKLE_HINT})"
+    return text
 
 
 def pretrained_source(
