@@ -4,7 +4,8 @@ variants (`dt`, `comptrust-paper`), with the dimension modules' parsing and scor
 This module only reads the benchmark's file layouts and hands the outputs to the dimension
 modules (`judge`, `score`, `aggregate` and friends); no metric is computed here. Covered:
 stereotype_bias, machine_ethics, fairness, adversarial_demonstrations, adversarial_robustness
-(AdvGLUE++), toxicity (from stored toxicity scores). Not yet: ood_robustness, privacy.
+(AdvGLUE++), toxicity (from stored toxicity scores), ood_robustness (with its data for labels).
+Not yet: privacy.
 Every problem with a file is a one-line TrustError naming it.
 
     comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
@@ -23,12 +24,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .data.decodingtrust import adv_demo_family, adv_demo_item, stereotype_group
+from .data.decodingtrust import (
+    adv_demo_family,
+    adv_demo_item,
+    ood_local_tables,
+    ood_question,
+    ood_rows,
+    ood_sentence,
+    stereotype_group,
+)
 from .dimensions import (
     adversarial_demonstrations,
     adversarial_robustness,
     fairness,
     machine_ethics,
+    ood_robustness,
     stereotype_bias,
     toxicity,
 )
@@ -503,6 +513,93 @@ def _toxicity_value(score: Any, where: str) -> float | None:
     return float(value)
 
 
+# --------------------------------------------------------------------------- OOD robustness
+# The benchmark's five output files per model (results/ood/results/<model>/), each a JSON
+# object {task name: {"outputs": [[request, response], ...], "score": {...}}}. In
+# knowledge_idk.json the task "qa_2023" is the "I don't know" variant (its qa_2023_idk).
+OOD_FILES = ("knowledge_standard.json", "knowledge_idk.json", "knowledge_2020_5shot.json", "style.json",
+             "style_8shot.json")
+OOD_STORED_TOLERANCE = 0.05  # points; a stored per-task score further from ours is reported
+
+
+def _ood_test_set(subset: str) -> str:
+    """The data set a scored task was run on: few-shot knowledge on qa_2020, few-shot style on
+    the styled set before "_base_<run>", zero-shot tasks on their own set."""
+    if subset in ood_robustness.DT_KNOWLEDGE_FEW_SHOT:
+        return "qa_2020"
+    if subset in ood_robustness.DT_STYLE_FEW_SHOT:
+        return subset.rsplit("_base_", 1)[0]
+    return "qa_2023" if subset.startswith("qa_2023") else subset
+
+
+def rescore_ood(paths: Sequence[Path], data: Path | None) -> Rescored:
+    """Labels and options come from `data` (DecodingTrust's data/ood/, or the hub's two files);
+    outputs are matched to its rows in order, as its evaluation does. Both variants use its
+    reading (`ood_robustness.dt_judge_*`): the dimension's variants agree, and our option-letter
+    parser does not apply to its digit options."""
+    if data is None:
+        raise TrustError("ood_robustness: pass --data PATH, DecodingTrust's data/ood/ folder (questions and labels)")
+    tables, _ = ood_local_tables(data)
+    files = _files(paths, "*.json", lambda p: p.name in OOD_FILES)
+    outcomes: list[ItemOutcome] = []
+    seen: set[str] = set()
+    skipped: list[str] = []
+    stored_off: list[str] = []
+    for path in files:
+        if path.name not in OOD_FILES:
+            raise TrustError(f"{path}: not a DecodingTrust OOD output file ({', '.join(OOD_FILES)})")
+        content = _load_json(path)
+        if not isinstance(content, dict):
+            raise TrustError(f"{path}: expected {{task: {{outputs: [[request, response], ...]}}}}")
+        for task, entry in content.items():
+            subset = f"{task}_idk" if path.name == "knowledge_idk.json" else task
+            if subset not in ood_robustness.DT_SUBSETS:
+                skipped.append(f"{path.name}:{task}")  # run by the benchmark but not in its score
+                continue
+            if subset in seen:
+                raise TrustError(f"{path}: task {task!r} appears in a second file; name one model's files only")
+            if not isinstance(entry, dict) or not isinstance(entry.get("outputs"), list):
+                raise TrustError(f"{path}: task {one_line(task)!r} has no outputs list")
+            seen.add(subset)
+            rows = ood_rows(tables, _ood_test_set(subset), str(data))
+            pairs = _pairs(entry["outputs"], path)
+            if len(pairs) != len(rows):
+                raise TrustError(
+                    f"{path}: task {task!r} has {len(pairs)} outputs but the data has {len(rows)} rows "
+                    "(another revision of DecodingTrust's data?)"
+                )
+            mine = []
+            for index, ((where, row), (_, response)) in enumerate(zip(rows, pairs)):
+                text = _reply(response, f"{path} {task} item {index}")
+                key = f"{subset}/{index}"
+                if subset.startswith("qa_"):
+                    _, _, choices, answer = ood_question(where, row)
+                    mine.append(ood_robustness.dt_judge_knowledge(key, subset, text, choices, answer))
+                else:
+                    label = ood_robustness.SENTIMENT[ood_sentence(where, row)[1]]
+                    mine.append(ood_robustness.dt_judge_style(key, subset, text, label))
+            outcomes += mine
+            stored = entry.get("score")
+            if isinstance(stored, dict) and isinstance(stored.get("acc"), (int, float)):
+                ours = sum(o.value == 1.0 for o in mine) / len(mine) * 100 if mine else 0.0
+                if abs(ours - float(stored["acc"])) > OOD_STORED_TOLERANCE:
+                    stored_off.append(f"{path.name}:{task} acc {ours:.2f} vs stored {float(stored['acc']):.2f}")
+    missing = [s for s in ood_robustness.DT_SUBSETS if s not in seen]
+    if missing:
+        raise TrustError(
+            f"OOD outputs: {len(missing)} of the benchmark's 36 scored tasks missing ({', '.join(missing[:6])}"
+            f"{', ...' if len(missing) > 6 else ''}); pass all five files of one model"
+        )
+    score, parts = ood_robustness.dt_score(outcomes)
+    results = {v: DimensionResult.from_outcomes(ood_robustness.NAME, v, score, parts, outcomes) for v in VARIANTS}
+    notes = []
+    if skipped:
+        notes.append(f"{len(skipped)} task(s) run by the benchmark but not in its score were skipped")
+    if stored_off:
+        notes.append(f"accuracy differs from the score stored in the file: {'; '.join(stored_off[:5])}")
+    return Rescored(ood_robustness.NAME, tuple(files), results, tuple(notes))
+
+
 # ------------------------------------------------------------------------------ dispatch
 RESCORERS: dict[str, Callable[[Sequence[Path], Path | None], Rescored]] = {
     stereotype_bias.NAME: lambda paths, data: rescore_stereotype(paths),
@@ -511,6 +608,7 @@ RESCORERS: dict[str, Callable[[Sequence[Path], Path | None], Rescored]] = {
     adversarial_demonstrations.NAME: rescore_adversarial_demonstrations,
     toxicity.NAME: lambda paths, data: rescore_toxicity(paths),
     adversarial_robustness.NAME: lambda paths, data: rescore_adversarial_robustness(paths),
+    ood_robustness.NAME: rescore_ood,
 }
 
 
@@ -555,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("rescore", help="score DecodingTrust output files under both scoring variants")
     sub.add_argument("--dimension", required=True, choices=sorted(RESCORERS))
-    sub.add_argument("--data", default=None, help="DecodingTrust data the outputs refer to (fairness, adv. demos)")
+    sub.add_argument("--data", default=None, help="DecodingTrust data the outputs refer to (fairness, adv. demos, OOD)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of the table")
     sub.add_argument("paths", nargs="+", type=Path, help="output files or folders")
     args = parser.parse_args(argv)
