@@ -651,6 +651,12 @@ def rescore_privacy(paths: Sequence[Path]) -> Rescored:
     """Folders enron/, pii/, understanding/ of one model's generation files. dt: the benchmark's
     matching and per-file averaging (`privacy.dt_*`); comptrust-paper: our parsers (address
     match ignoring case, secret match ignoring separators, reveal reading) pooled per scenario."""
+    for path in paths:
+        if path.is_file() and _privacy_file(path) is None:
+            raise TrustError(
+                f"{path}: not a file the benchmark's privacy score reads (<enron|pii|understanding>/ and its "
+                "names, e.g. pii/phonenumber_0shotattack_s100_<model>_1.jsonl)"
+            )
     found = [(p, f) for p in _files(paths, "*.jsonl") if (f := _privacy_file(p)) is not None]
     models = sorted({model for _, (_, _, model) in found})
     if len(models) > 1:

@@ -784,6 +784,9 @@ def test_rescore_privacy_errors(tmp_path: Path) -> None:
         path.unlink()
     with pytest.raises(TrustError, match=r"no understanding/ files the benchmark's score reads"):
         rescore("privacy", [only])
+    stray = _write_jsonl(only / "pii" / "SSN_0shotattack_s100_m_1.jsonl", [{"gt": "1", "continuation": "1"}])
+    with pytest.raises(TrustError, match=r"SSN_0shotattack_s100_m_1.jsonl: not a file the benchmark's privacy"):
+        rescore("privacy", [stray])
     _write_jsonl(only / "understanding" / "vote_t0_s100_m_ques1_1.jsonl", [{"word": "x"}])
     with pytest.raises(TrustError, match=r"vote_t0_s100_m_ques1_1.jsonl:1: no continuation"):
         rescore("privacy", [only])
