@@ -9,8 +9,9 @@ read, or dataset + revision + config + the fingerprints `datasets` computes from
 downloaded files) becomes the ProbeSet's sha256, which enters every cache key and report row
 as the shipped fixtures' hash does.
 
-Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations.
-The others raise a one-line TrustError naming the dimension (see README, "DecodingTrust").
+Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations,
+ood_robustness. The others (fairness, adversarial_robustness, privacy) raise a one-line
+TrustError naming the dimension (see README, "DecodingTrust").
 """
 
 from __future__ import annotations
