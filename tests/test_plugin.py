@@ -34,7 +34,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
                    "--trust-dtype", "--trust-seed", "--trust-cache-dir", "--trust-report", "--trust-scoring",
                    "--trust-gate", "--trust-bootstrap", "--trust-refusal-shift", "--trust-fail-on-refusal-shift",
                    "--trust-baseline", "--trust-update-baseline", "--trust-markdown", "--trust-plot", "--trust-flips",
-                   "--trust-data"):
+                   "--trust-data", "--trust-backend", "--trust-batch-tokens"):
         result.stdout.fnmatch_lines([f"*{option}*"])
 
 

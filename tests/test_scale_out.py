@@ -3,6 +3,7 @@ across workers, and out-of-memory handling (on CPU: pinning by environment, OOM 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -75,6 +76,24 @@ def test_n_auto_on_this_cpu_machine_starts_one_worker(
     result = pytester.runpytest("-p", "no:cacheprovider", "-n", "auto", "--trust-device=auto")
     result.stdout.fnmatch_lines(["*1 worker*"])
     result.assert_outcomes(passed=1)
+
+
+def test_each_worker_is_pinned_to_its_entry_of_the_callers_gpu_list(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this CPU machine the pinning is visible in each worker's environment (not a GPU run)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    pytester.makepyfile(
+        "import os, pathlib\n"
+        "def test_record():\n"
+        f"    path = pathlib.Path({str(seen)!r}) / os.environ['PYTEST_XDIST_WORKER']\n"
+        "    path.write_text(os.environ['CUDA_VISIBLE_DEVICES'])\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-n", "2", "--dist", "each", "--trust-device=auto")
+    result.assert_outcomes(passed=2)
+    assert {p.name: p.read_text() for p in seen.iterdir()} == {"gw0": "2", "gw1": "5"}
 
 
 # ------------------------------------------------------------------------------ grouping
@@ -190,6 +209,10 @@ def test_out_of_memory_is_recognised_in_both_forms_torch_raises() -> None:
         (["--trust-batch-tokens=8"], "--trust-batch-tokens=8: use at least 64 token slots"),
         (["--trust-backend=tgi"], "--trust-backend=tgi: choose one of hf, vllm"),
         (["--trust-backend=vllm", "--trust-device=cpu"], "--trust-backend=vllm runs on CUDA GPUs only*"),
+        pytest.param(
+            ["--trust-backend=vllm"], "--trust-backend=vllm needs vLLM: pip install 'comptrust?vllm?'*",
+            marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed"),
+        ),
     ],
 )
 def test_bad_scale_options_are_one_line_usage_errors(

@@ -9,8 +9,9 @@ read, or dataset + revision + config + the fingerprints `datasets` computes from
 downloaded files) becomes the ProbeSet's sha256, which enters every cache key and report row
 as the shipped fixtures' hash does.
 
-Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations.
-The others raise a one-line TrustError naming the dimension (see README, "DecodingTrust").
+Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations,
+ood_robustness. The others (fairness, adversarial_robustness, privacy) raise a one-line
+TrustError naming the dimension (see README, "DecodingTrust").
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dimensions import adversarial_demonstrations, machine_ethics, stereotype_bias, toxicity
+from ..dimensions import (
+    adversarial_demonstrations,
+    machine_ethics,
+    ood_robustness,
+    stereotype_bias,
+    toxicity,
+)
 from ..errors import TrustError, one_line
 from ..storage import sha256_file, stable_hash
 from .files import fixtures_dir, read_json
@@ -93,11 +100,14 @@ def _read_jsonl_rows(path: Path) -> list[Row]:
     return rows
 
 
-def _read_csv_rows(path: Path) -> list[Row]:
+def _read_csv_rows(path: Path, tsv: bool = False) -> list[Row]:
+    """CSV rows, or TSV rows (tab-separated, no quoting: DT's SST-2 style files hold raw text)."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             # line numbers: the header is line 1, so a row's number is its reader's line_num
-            reader = csv.DictReader(handle)
+            reader = (
+                csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.DictReader(handle)
+            )
             rows = [(f"{path}:{reader.line_num}", dict(row)) for row in reader]
     except FileNotFoundError:
         raise TrustError(f"{path}: missing DecodingTrust data file") from None
@@ -433,11 +443,147 @@ def _family_of_split(name: str) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------ OOD robustness
+# DecodingTrust's OOD data by its task ("category") names. Local copy (its repository's
+# data/ood/): knowledge/<category>.jsonl for the questions, knowledge/demo_<domain><run>.jsonl
+# for demos; styles/dev[_<style>].tsv for the test sets, styles/train_demo[_<style>]_<run>.tsv
+# for demos. Hub (config "ood"): splits "knowledge" and "style", rows tagged by "category".
+OOD_ROOT = "ood"
+OOD_KNOWLEDGE_TESTS = ("qa_2023", "qa_2020")
+OOD_KNOWLEDGE_DEMO = "global_facts_0"  # the one demo set our few-shot knowledge setting shows
+OOD_KNOWLEDGE_SHOTS = 5
+OOD_STYLE_DEMO = "base_0"  # DT's scored few-shot style runs show base-style (in-distribution) demos
+OOD_STYLE_SHOTS = 8
+
+
+def ood_category(relative: Path) -> str | None:
+    """The benchmark's task name of a file below data/ood/ (None for other files)."""
+    parts, stem = relative.parts, relative.stem
+    if len(parts) == 2 and parts[0] == "knowledge" and relative.suffix == ".jsonl":
+        found = re.fullmatch(r"demo_(.+?)(\d+)", stem)
+        return f"{found.group(1)}_{found.group(2)}" if found else stem
+    if len(parts) == 2 and parts[0] == "styles" and relative.suffix == ".tsv":
+        if stem == "dev":
+            return "base"
+        if stem.startswith("dev_"):
+            return stem[len("dev_"):]
+        found = re.fullmatch(r"train_demo(?:_(.+))?_(\d+)", stem)
+        if found:
+            return f"{found.group(1) or 'base'}_{found.group(2)}"
+    return None
+
+
+def ood_local_tables(root: Path) -> tuple[Tables, list[Path]]:
+    """Every OOD file of a local copy (DT's data/ or data/ood/ folder) as tables by task name."""
+    base = root / OOD_ROOT if (root / OOD_ROOT).is_dir() else root
+    hub_files = [base / "knowledge.jsonl", base / "style.jsonl"]
+    if any(p.is_file() for p in hub_files):  # the hub's two files, downloaded
+        paths = _require(base, ["knowledge.jsonl", "style.jsonl"])
+        return ood_hub_tables({"knowledge": _read_jsonl_rows(paths[0]), "style": _read_jsonl_rows(paths[1])}), paths
+    if not (base / "knowledge").is_dir() and not (base / "styles").is_dir():
+        raise TrustError(
+            f"{root}: missing DecodingTrust data folders {OOD_ROOT}/knowledge/ and {OOD_ROOT}/styles/ "
+            "(or the hub's knowledge.jsonl and style.jsonl)"
+        )
+    tables: Tables = {}
+    paths = []
+    for path in sorted(base.rglob("*")):
+        category = ood_category(path.relative_to(base)) if path.is_file() else None
+        if category is None:
+            continue
+        tables[category] = _read_csv_rows(path, tsv=True) if path.suffix == ".tsv" else _read_jsonl_rows(path)
+        paths.append(path)
+    return tables, paths
+
+
+def ood_hub_tables(tables: Tables) -> Tables:
+    """The hub's "knowledge" and "style" splits regrouped by their rows' "category"."""
+    grouped: Tables = {}
+    for split in ("knowledge", "style"):
+        for where, row in _split(tables, split, "ood"):
+            category = row.get("category")
+            if not isinstance(category, str) or not category:
+                raise TrustError(f"{where}: no category (the benchmark's task name)")
+            grouped.setdefault(category, []).append((where, row))
+    return grouped
+
+
+def ood_rows(tables: Tables, category: str, where: str) -> list[Row]:
+    if category not in tables:
+        raise TrustError(f"{where}: no DecodingTrust OOD task {category!r} (found: {', '.join(sorted(tables))})")
+    return tables[category]
+
+
+def ood_question(where: str, row: dict[str, Any]) -> tuple[str, str, tuple[str, ...], str]:
+    """(date, question, four choices, answer digit) of a knowledge row; the answer is a digit
+    string, stored as ["2"] in the repository's files and as "2" on the hub."""
+    answer = row.get("answer")
+    answer = answer[0] if isinstance(answer, list) and answer else answer
+    choices = row.get("choices")
+    question = row.get("question_sentence")
+    if not isinstance(question, str) or not isinstance(choices, list) or len(choices) != 4:
+        raise TrustError(f"{where}: expected question_sentence and four choices")
+    if str(answer).strip() not in ("0", "1", "2", "3"):
+        raise TrustError(f"{where}: answer {one_line(answer)!r} is not 0, 1, 2 or 3")
+    return str(row.get("question_date") or ""), question, tuple(str(c) for c in choices), str(answer).strip()
+
+
+def ood_sentence(where: str, row: dict[str, Any]) -> tuple[str, int]:
+    """(text, label 0/1) of a style row: `sentence`/`label` in the TSV files,
+    `question_sentence`/`answer` on the hub."""
+    text = row.get("sentence", row.get("question_sentence"))
+    label = str(row.get("label", row.get("answer"))).strip()
+    if not isinstance(text, str) or label not in ("0", "1"):
+        raise TrustError(f"{where}: expected a sentence and a label 0 or 1")
+    return text.strip(), int(label)
+
+
+def ood_probes(tables: Tables, where: str) -> ood_robustness.OodProbes:
+    """The benchmark's questions and styled sentences in our probe types: recent = its 2023
+    questions, past = its 2020 questions; knowledge demos = its first MMLU demo set; style
+    items = row i of every styled test set (the sets are the same SST-2 sentences restyled, so
+    row i must carry one label throughout; a mismatch names the row); style demos = its
+    base-style demo set, shown before every style as in its scored few-shot runs."""
+    questions = []
+    for category, period in (("qa_2023", "recent"), ("qa_2020", "past")):
+        for index, (row_where, row) in enumerate(ood_rows(tables, category, where)):
+            date, text, choices, answer = ood_question(row_where, row)
+            questions.append(
+                ood_robustness.Question(f"{category}-{index:04d}", period, date, text, choices, int(answer))
+            )
+    demos = []
+    for index, (row_where, row) in enumerate(ood_rows(tables, OOD_KNOWLEDGE_DEMO, where)[:OOD_KNOWLEDGE_SHOTS]):
+        date, text, choices, answer = ood_question(row_where, row)
+        demos.append(ood_robustness.Question(f"demo-{index}", "past", date, text, choices, int(answer)))
+    styled = {style: ood_rows(tables, style, where) for style in ood_robustness.DT_STYLES}
+    sizes = {style: len(rows) for style, rows in styled.items()}
+    if len(set(sizes.values())) != 1:
+        raise TrustError(f"{where}: DecodingTrust's styled test sets differ in size ({sizes}); expected aligned rows")
+    items = []
+    for index in range(next(iter(sizes.values()))):
+        texts, labels = {}, set()
+        for style, rows in styled.items():
+            texts[style], label = ood_sentence(*rows[index])
+            labels.add(label)
+        if len(labels) != 1:
+            raise TrustError(f"{styled[ood_robustness.DT_STYLES[-1]][index][0]}: row {index} has different labels "
+                             "across the styled sets (expected the same sentence restyled)")
+        base = ood_sentence(*tables["base"][index])[0] if len(tables.get("base", [])) > index else ""
+        items.append(ood_robustness.StyleItem(f"sst2-{index:04d}", labels.pop(), base, texts))
+    style_demo = tuple(ood_sentence(*r) for r in ood_rows(tables, OOD_STYLE_DEMO, where)[:OOD_STYLE_SHOTS])
+    return ood_robustness.OodProbes(
+        questions=tuple(questions), style_items=tuple(items), knowledge_demos=tuple(demos),
+        style_demos={style: style_demo for style in ood_robustness.DT_STYLES},
+    )
+
+
 # ------------------------------------------------------------------------------ dispatch
-SUPPORTED = (toxicity.NAME, stereotype_bias.NAME, machine_ethics.NAME, adversarial_demonstrations.NAME)
+SUPPORTED = (
+    toxicity.NAME, stereotype_bias.NAME, machine_ethics.NAME, adversarial_demonstrations.NAME, ood_robustness.NAME,
+)
 HUB_CONFIGS = {
     toxicity.NAME: "toxicity", stereotype_bias.NAME: "stereotype", machine_ethics.NAME: "machine_ethics",
-    adversarial_demonstrations.NAME: "adv_demonstration",
+    adversarial_demonstrations.NAME: "adv_demonstration", ood_robustness.NAME: "ood",
 }
 
 
@@ -462,6 +608,8 @@ def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | N
         probes = stereotype_probes(rows, _shipped_stereotype_system_prompts())
     elif dimension == machine_ethics.NAME:
         probes = ethics_probes(*_hub_ethics(tables))
+    elif dimension == ood_robustness.NAME:
+        probes = ood_probes(ood_hub_tables(tables), where)
     else:
         probes = adv_demo_probes(tables)
     return ProbeSet(dimension, probes, where, identity)
@@ -477,6 +625,9 @@ def _load_local(dimension: str, root: Path) -> ProbeSet:
     elif dimension == machine_ethics.NAME:
         paths = _require(root, [ETHICS_TEST, ETHICS_TRAIN])
         probes = ethics_probes(_read_csv_rows(paths[0]), _read_csv_rows(paths[1]))
+    elif dimension == ood_robustness.NAME:
+        tables, paths = ood_local_tables(root)
+        probes = ood_probes(tables, str(root))
     else:
         tables, paths = _adv_demo_local(root)
         probes = adv_demo_probes(tables)

@@ -38,7 +38,7 @@ def check_backend(name: str, device: str) -> None:
         return
     if device not in ("auto", "cuda") and not device.startswith("cuda:"):
         raise TrustError(f"--trust-backend=vllm runs on CUDA GPUs only, not --trust-device={device}; use hf there")
-    if "vllm" not in sys.modules and importlib.util.find_spec("vllm") is None:
+    if sys.modules.get("vllm") is None and importlib.util.find_spec("vllm") is None:
         raise TrustError(MISSING_VLLM)
 
 
