@@ -38,7 +38,7 @@ from .models.registry import DEFAULT_MODEL, ModelEntry, resolve_model
 from .report import ResultRow, RunInfo, build_report, flipped_items
 from .scorers import check_scorer_name
 from .spec import DEFAULT_CAL_SAMPLES, DENSE, CompressionSpec
-from .storage import locked, stable_hash
+from .storage import locked, stable_hash, user_path
 
 VARIANTS = ("comptrust-paper", "dt")
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
@@ -49,7 +49,7 @@ CHEAP_METHODS = ("mag", "rtn")  # rebuilt from dense in seconds: not stored on d
 def default_cache_dir() -> Path:
     env = os.environ.get("COMPTRUST_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
+        return user_path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "comptrust"
 
 
@@ -124,7 +124,7 @@ class TrustSession:
     def __init__(self, options: TrustOptions) -> None:
         self.options = options
         self.entry = options.validate()
-        self.cache_dir = options.cache_dir.expanduser()
+        self.cache_dir = user_path(options.cache_dir)
         self._device: Any = None
         self._dtype: Any = None
         self._model_identity: dict[str, Any] | None = None

@@ -61,8 +61,8 @@ def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
     memo_file = memo_dir / "file-hashes" / f"{memo_key}.txt" if memo_dir else None
     if memo_file is not None and memo_file.exists():
         cached = memo_file.read_text(encoding="ascii").strip()
-        if len(cached) == 64:
-            return cached
+        if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
+            return cached  # anything else (a damaged memo) is recomputed and rewritten
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -71,6 +71,14 @@ def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
     if memo_file is not None:
         atomic_write_bytes(memo_file, value.encode("ascii"))
     return value
+
+
+def user_path(text: str | Path) -> Path:
+    """A path the user typed, `~` expanded where it names a home (`~nobody` stays as typed)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
 
 
 def locked(path: Path) -> FileLock:

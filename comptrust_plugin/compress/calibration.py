@@ -27,6 +27,7 @@ import torch
 from ..data.files import fixtures_dir
 from ..errors import TrustError
 from ..spec import DEFAULT_CALIBRATION, CompressionSpec
+from ..storage import user_path
 
 # A dataset can be huge; the references use well under a million tokens of it.
 MAX_DATASET_CHARS = 4_000_000
@@ -96,7 +97,7 @@ def load_calibration_text(name: str) -> CalibrationText:
         if not path.is_file():
             raise TrustError(f"the shipped calibration corpus {path} is missing; reinstall comptrust")
         return _from_text(name, path.read_text(encoding="utf-8"))
-    path = Path(name).expanduser()
+    path = user_path(name)
     if path.suffix in (".txt", ".jsonl"):
         if not path.is_file():
             raise TrustError(f"cal={name}: no such file")

@@ -33,7 +33,7 @@ from ..dimensions import (
     toxicity,
 )
 from ..errors import TrustError, one_line
-from ..storage import sha256_file, stable_hash
+from ..storage import sha256_file, stable_hash, user_path
 from .files import fixtures_dir, read_json
 from .probes import ProbeSet
 
@@ -65,10 +65,12 @@ def parse_data_option(text: str | None) -> DataSource:
     if value in ("", "shipped"):
         return DataSource("shipped")
     if value == HUB_NAME or value.startswith(HUB_NAME + "@"):
-        revision = value.partition("@")[2] or None
-        return DataSource("hub", revision=revision)
-    path = Path(value).expanduser()
-    if not path.is_dir():
+        at, revision = value.partition("@")[1:]
+        if at and not revision.strip():
+            raise TrustError(f"--trust-data={one_line(value)}: empty revision after '@'; use {HUB_NAME}@<revision>")
+        return DataSource("hub", revision=revision or None)
+    path = user_path(value)
+    if not value.isprintable() or not path.is_dir():
         raise TrustError(
             f"--trust-data={one_line(value)}: no such folder; use shipped, decodingtrust[@REVISION], "
             "or a folder laid out like DecodingTrust's data/"

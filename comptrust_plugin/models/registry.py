@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..errors import TrustError
+from ..errors import TrustError, one_line
+from ..storage import user_path
 from .chat import ChatFormat
 
 SourceKind = Literal["embedded-gguf", "hub", "local"]
@@ -77,6 +78,8 @@ def resolve_model(name: str) -> ModelEntry:
     Raises TrustError with the known aliases when the name is none of these.
     """
     name = name.strip()
+    if not name.isprintable():
+        raise TrustError(f"--model={one_line(name)}: the name contains control characters")
     if name in ALIASES:
         alias = ALIASES[name]
         if alias.source == "embedded-gguf":
@@ -88,7 +91,7 @@ def resolve_model(name: str) -> ModelEntry:
             name=name, source="hub", location=alias.target,
             chat_format=alias.chat, is_chat=alias.is_chat,
         )
-    path = Path(name).expanduser()
+    path = user_path(name)
     if path.is_dir():
         has_template = _has_chat_template(path)
         return ModelEntry(
@@ -98,7 +101,9 @@ def resolve_model(name: str) -> ModelEntry:
         )
     if path.exists():
         raise TrustError(f"--model={name}: a model path must be a directory (config + weights)")
-    repo, _, revision = name.partition("@")
+    repo, at, revision = name.partition("@")
+    if at and not revision.strip():
+        raise TrustError(f"--model={name}: empty revision after '@'; use {repo}@<branch, tag or commit>")
     if _HUB_ID.match(repo) and not name.startswith(("/", ".", "~")):
         lowered = repo.lower()
         if "vicuna" in lowered:
