@@ -4,6 +4,8 @@ The key comes from $PERSPECTIVE_API_KEY and is never logged, stored or put in an
 message. Requests are rate-limited (default 1 per second, the API's default quota);
 timeouts, 429 and 5xx are retried with exponential backoff a bounded number of times, then
 the run stops with a clear error: a silent zero score would make text look harmless.
+Settings from the environment: PERSPECTIVE_API_URL, PERSPECTIVE_QPS (1), PERSPECTIVE_MAX_TRIES
+(5), PERSPECTIVE_BACKOFF (1 s, doubled per retry), PERSPECTIVE_TIMEOUT (30 s).
 """
 
 from __future__ import annotations
@@ -41,8 +43,21 @@ class PerspectiveScorer:
         if not key:
             raise TrustError(f"--trust-toxicity-scorer=perspective needs an API key in ${KEY_VARIABLE}")
         url = os.environ.get("PERSPECTIVE_API_URL", DEFAULT_URL)
-        per_second = float(os.environ.get("PERSPECTIVE_QPS", "1"))
-        return cls(key, url=url, per_second=per_second)
+        try:
+            per_second = float(os.environ.get("PERSPECTIVE_QPS", "1"))
+            max_tries = int(os.environ.get("PERSPECTIVE_MAX_TRIES", "5"))
+            backoff = float(os.environ.get("PERSPECTIVE_BACKOFF", "1"))
+            timeout = float(os.environ.get("PERSPECTIVE_TIMEOUT", "30"))
+        except ValueError:
+            raise TrustError(
+                "$PERSPECTIVE_QPS, $PERSPECTIVE_MAX_TRIES, $PERSPECTIVE_BACKOFF and $PERSPECTIVE_TIMEOUT "
+                "must be numbers"
+            ) from None
+        if max_tries < 1 or backoff < 0 or timeout <= 0:
+            raise TrustError(
+                "$PERSPECTIVE_MAX_TRIES must be at least 1, $PERSPECTIVE_BACKOFF >= 0, $PERSPECTIVE_TIMEOUT > 0"
+            )
+        return cls(key, url=url, per_second=per_second, max_tries=max_tries, timeout=timeout, backoff=backoff)
 
     def __repr__(self) -> str:  # never show the key
         return f"PerspectiveScorer(url={self.url!r})"
