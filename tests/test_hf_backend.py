@@ -113,6 +113,30 @@ def test_loglikelihood_matches_a_direct_computation(loaded) -> None:
         assert got[index][0] == pytest.approx(expected, abs=1e-4)
 
 
+def test_loglikelihood_with_shared_prefixes_matches_a_direct_computation(loaded) -> None:
+    """Few-shot multiple choice: a long preamble shared by every question, four options per
+    question. The shared passes must give the plain full-sequence log-likelihoods."""
+    preamble = "".join(f"Question: what is {a} plus {b}?\nAnswer: {a + b}\n\n" for a, b in [(1, 2), (3, 4), (5, 6)])
+    pairs = [(f"{preamble}Question: what is {q} plus 1?\nAnswer:", f" {option}")
+             for q in (7, 8, 9) for option in (q + 1, q + 2, q, 0)] + [("Hi", " there"), ("X", " y z")]
+    backend = HFBackend(loaded)
+    joined = [backend._encode(c) + loaded.tokenizer(o, add_special_tokens=False)["input_ids"] for c, o in pairs]
+    assert any(prefix >= 32 for batch in backend.plan(joined, [(i, 0) for i in range(len(pairs))], 0)
+               for _, prefix in batch)  # the preamble is shared
+    got: dict[int, tuple[float, bool]] = {}
+    backend.loglikelihood(pairs, lambda i, v: got.__setitem__(i, v))
+    tok = loaded.tokenizer
+    for index, (context, continuation) in enumerate(pairs):
+        ctx = tok(context, add_special_tokens=True)["input_ids"]
+        cont = tok(continuation, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(loaded.model(torch.tensor([ctx + cont])).logits.float(), dim=-1)[0]
+        slots = logprobs[len(ctx) - 1 : len(ctx) - 1 + len(cont)]
+        expected = sum(float(slots[k, t]) for k, t in enumerate(cont))
+        assert got[index][0] == pytest.approx(expected, abs=1e-4), pairs[index]
+        assert got[index][1] == bool((slots.argmax(-1) == torch.tensor(cont)).all())
+
+
 def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path: Path) -> None:
     """Half the answers lost (an interrupted run): the rerun computes only batches holding a lost
     answer, batched exactly as before, so even bf16 numerics give the very same answers."""

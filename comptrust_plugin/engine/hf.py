@@ -114,8 +114,11 @@ class HFBackend:
         return batches
 
     @torch.inference_mode()
-    def _prefill(self, token_lists: list[list[int]], prefixes: list[int]) -> tuple[Any, Any, Any, Any]:
-        """Run the prompts through the model; returns (logits, cache, attention, last positions).
+    def _prefill(
+        self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1
+    ) -> tuple[Any, Any, Any, Any]:
+        """Run the prompts through the model; returns (logits of the last `keep` positions,
+        cache, attention, last positions).
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
         cache rows repeated. Where rows share prefixes, the distinct prefixes run first as one
@@ -153,9 +156,9 @@ class HFBackend:
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(
             input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            cache=cache, use_cache=True, logits_to_keep=1,
+            cache=cache, use_cache=True, logits_to_keep=keep,
         )
-        logits, last = out.logits[:, -1, :], positions[:, -1:]
+        logits, last = out.logits[:, -keep:, :], positions[:, -1:]
         if batch < len(token_lists):
             index = torch.tensor(rows_to_unique, device=self.device)
             cache.batch_select_indices(index)
@@ -168,6 +171,7 @@ class HFBackend:
         seeds: list[int],
     ) -> list[str]:
         logits, cache, attention, last_pos = self._prefill(token_lists, prefixes)
+        logits = logits[:, -1, :]
         batch = len(token_lists)
         generators = None
         if not settings.greedy:
@@ -238,35 +242,56 @@ class HFBackend:
     # ------------------------------------------------------------ log-likelihood
     @torch.inference_mode()
     def loglikelihood(self, pairs: Sequence[tuple[str, str]], on_done: OnScored) -> None:
-        encoded = []
+        """Sum of log-probabilities of each continuation after its context (and whether it is
+        the greedy continuation).
+
+        Work is shared where the answer does not depend on it: requests whose continuation is
+        one token read it from one pass over their common context (the options of a multiple
+        choice question: one row, not four); rows sharing a long prefix (a few-shot preamble)
+        compute it once per batch, as generation does. A row's shared cut stays before the
+        positions whose logits it needs.
+        """
+        units: dict[tuple[int, ...], int] = {}  # token row -> index in `rows`
+        rows: list[list[int]] = []
+        spans: list[int] = []  # positions needed at the end of each row
+        reads: list[tuple[int, list[int]]] = []  # per request: (row, continuation tokens)
         for context, continuation in pairs:
             ctx = self._encode(context)
-            cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
-            encoded.append((ctx, cont))
-        joined = [ctx + cont for ctx, cont in encoded]
-        rows = [(i, 0) for i in range(len(pairs))]
-        batches = [[row for row, _ in planned] for planned in self.plan(joined, rows, 0, share=False)]
-        for batch in batches:
-            full = [joined[i] for i, _ in batch]
-            input_ids, attention = self._left_pad(full)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)
-            logits = self._forward(
-                input_ids=input_ids, attention_mask=attention, position_ids=positions
-            ).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            width = input_ids.shape[1]
-            for row, (i, _) in enumerate(batch):
-                cont = encoded[i][1]
-                n = len(cont)
-                if n == 0:
-                    on_done(i, (0.0, True))
-                    continue
-                # logits at position t predict token t+1; the continuation fills the last n slots
-                slots = logprobs[row, width - n - 1 : width - 1]
-                target = torch.tensor(cont, device=slots.device)
-                total = float(slots.gather(-1, target[:, None]).sum())
-                is_greedy = bool((slots.argmax(-1) == target).all())
-                on_done(i, (total, is_greedy))
+            cont = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+            # one-token continuations are read at the context's last position; longer ones need
+            # their own row, whose last len(cont) + 1 positions score them
+            tokens, span = (ctx, 1) if len(cont) == 1 and ctx else (ctx + cont, len(cont) + 1)
+            key = (*tokens, -span)
+            if key not in units:
+                units[key] = len(rows)
+                rows.append(tokens)
+                spans.append(span)
+            reads.append((units[key], cont))
+        by_row: dict[int, list[int]] = {}
+        for request, (row, _) in enumerate(reads):
+            by_row.setdefault(row, []).append(request)
+        for planned in self.plan(rows, [(r, 0) for r in range(len(rows))], 0):
+            batch = [r for (r, _), _ in planned]
+            cuts = [min(prefix, len(rows[r]) - spans[r]) for (r, _), prefix in planned]
+            if min(len(rows[r]) for r in batch) < 2 or min(cuts) < 0:
+                cuts = [0] * len(batch)  # a shared pass would take a row's only scoring position
+            keep = max(spans[r] for r in batch)
+            logits, _, _, _ = self._prefill([rows[r] for r in batch], cuts, keep=keep)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            for position, r in enumerate(batch):
+                for request in by_row[r]:
+                    cont = reads[request][1]
+                    n = len(cont)
+                    if n == 0:
+                        on_done(request, (0.0, True))
+                        continue
+                    # logits at position t predict token t+1
+                    end = keep if spans[r] == 1 else keep - 1
+                    slots = logprobs[position, end - n : end]
+                    target = torch.tensor(cont, device=slots.device)
+                    total = float(slots.gather(-1, target[:, None]).sum())
+                    is_greedy = bool((slots.argmax(-1) == target).all())
+                    on_done(request, (total, is_greedy))
 
     # ------------------------------------------------------------------- helpers
     def _encode(self, text: str) -> list[int]:
