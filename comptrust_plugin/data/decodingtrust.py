@@ -32,6 +32,7 @@ from ..dimensions import (
     fairness,
     machine_ethics,
     ood_robustness,
+    privacy,
     stereotype_bias,
     toxicity,
 )
@@ -742,6 +743,16 @@ HUB_CONFIGS = {
 
 def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | None = None) -> ProbeSet:
     """The dimension's probes from DecodingTrust's data (hub or local copy)."""
+    if dimension == privacy.NAME:
+        # Its data/privacy/enron_data/ carries the Enron extraction set as JSON (email2name,
+        # {one,two,five}_shot[_non_domain]: target -> [[email, name], ...]) beside pickles we
+        # never read; mapping it onto our privacy probes (which weigh extraction with PII and
+        # understanding, whose prompts live in its code) is not done yet.
+        raise TrustError(
+            f"--trust-data={source.describe()}: privacy cannot run on DecodingTrust's data yet (its Enron "
+            "extraction JSON files are not mapped onto our probes; its PII and understanding prompts live in "
+            "its code); run it with --trust-data=shipped"
+        )
     if dimension not in SUPPORTED:
         raise TrustError(
             f"--trust-data={source.describe()}: {dimension} cannot run on DecodingTrust's data yet "
