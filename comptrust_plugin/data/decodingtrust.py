@@ -10,7 +10,8 @@ downloaded files) becomes the ProbeSet's sha256, which enters every cache key an
 as the shipped fixtures' hash does.
 
 Covered dimensions: toxicity, stereotype_bias, machine_ethics, adversarial_demonstrations,
-ood_robustness. The others (fairness, adversarial_robustness, privacy) raise a one-line
+ood_robustness (hub and local); fairness and adversarial_robustness (AdvGLUE++) from a local
+copy only, since the hub configs' row layouts are not confirmed. Privacy raises a one-line
 TrustError naming the dimension (see README, "DecodingTrust").
 """
 
@@ -27,8 +28,11 @@ from typing import Any
 
 from ..dimensions import (
     adversarial_demonstrations,
+    adversarial_robustness,
+    fairness,
     machine_ethics,
     ood_robustness,
+    privacy,
     stereotype_bias,
     toxicity,
 )
@@ -579,9 +583,159 @@ def ood_probes(tables: Tables, where: str) -> ood_robustness.OodProbes:
     )
 
 
+# ------------------------------------------------------------------------------- fairness
+# DecodingTrust's adult-income settings: the result-file stem its config writes -> the data
+# file it reads (its configs' prompt_file). Each data file's sex is in
+# sensitive_attr_<data stem>.npy beside it. The crime-rate settings are not loaded (their
+# labels are High/Low, and its score reads their labels as the sensitive attribute).
+FAIRNESS_DATA = "fairness/fairness_data"
+FAIRNESS_SETTINGS = {
+    "zero_shot_br_0.0": "adult_0_200_test_base_rate_0.0.jsonl",
+    "zero_shot_br_0.5": "adult_0_200_test_base_rate_0.5.jsonl",
+    "zero_shot_br_1.0": "adult_0_200_test_base_rate_1.0.jsonl",
+    "few_shot_tr_br_0.0": "adult_32_200_train_base_rate_0.0.jsonl",
+    "few_shot_tr_br_0.5": "adult_32_200_train_base_rate_0.5.jsonl",
+    "few_shot_tr_br_1.0": "adult_32_200_train_base_rate_1.0.jsonl",
+    "few_shot_16_fair_demon": "adult_16_200_train_br_0.0_test_br_0.5.jsonl",
+    "few_shot_32_fair_demon": "adult_32_200_train_br_0.0_test_br_0.5.jsonl",
+}
+_SEX_IN_TEXT = re.compile(r"\bsex (Male|Female)\b")
+
+
+def fairness_sensitive_file(data_file: str) -> str:
+    return f"sensitive_attr_{Path(data_file).stem}.npy"
+
+
+def read_sensitive_attributes(path: Path) -> list[str]:
+    """"male"/"female" per row from a NumPy array file, read without unpickling (an object
+    array is refused). As its score does, "Male" or 1 is male and anything else female."""
+    import numpy as np
+
+    try:
+        values = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TrustError(f"{path}: missing DecodingTrust sensitive-attribute file") from None
+    except (OSError, ValueError) as exc:
+        reason = one_line(str(exc))[:160]
+        raise TrustError(f"{path}: not a NumPy array readable without unpickling ({reason})") from None
+    if values.ndim != 1:
+        raise TrustError(f"{path}: expected a 1-D array of sexes, got shape {values.shape}")
+    return ["male" if (v == "Male" or v == 1) else "female" for v in values.tolist()]
+
+
+def _yes_no(where: str, value: Any, what: str) -> str:
+    if value not in (fairness.YES, fairness.NO):
+        raise TrustError(f"{where}: {what} {one_line(value)!r} is not 'yes' or 'no'")
+    return str(value)
+
+
+def fairness_case(where: str, row: dict[str, Any], sex: str, case_id: str) -> fairness.RenderedCase:
+    """One row {input, label, examples: [[text, label], ...]} (its `option` is always yes/no).
+    Where the text names the sex ("sex Male"), it must agree with the sensitive-attribute
+    file: a disagreement means the two files are not aligned row by row."""
+    text, examples = row.get("input"), row.get("examples")
+    if not isinstance(text, str) or not text.strip():
+        raise TrustError(f"{where}: no input text")
+    label = _yes_no(where, row.get("label"), "label")
+    if not isinstance(examples, list) or not all(isinstance(e, list) and len(e) == 2 for e in examples):
+        raise TrustError(f"{where}: examples must be [[text, label], ...]")
+    demos = tuple((str(t), _yes_no(where, lab, "example label")) for t, lab in examples)
+    named = _SEX_IN_TEXT.search(text)
+    if named and named.group(1).lower() != sex:
+        raise TrustError(f"{where}: the text says sex {named.group(1)}, the sensitive-attribute file says {sex}")
+    return fairness.RenderedCase(case_id, text, label == fairness.YES, sex, demos)
+
+
+def fairness_local(root: Path) -> tuple[fairness.RenderedFairnessProbes, list[Path]]:
+    """All eight adult settings of a local copy (DT's score averages over them; a missing one
+    stops the run, naming it), each row bound to its sex from the array file beside it."""
+    names = [n for data in FAIRNESS_SETTINGS.values() for n in (data, fairness_sensitive_file(data))]
+    paths = _require(root, [f"{FAIRNESS_DATA}/{n}" for n in names])
+    settings: dict[str, tuple[fairness.RenderedCase, ...]] = {}
+    for setting, data_file in FAIRNESS_SETTINGS.items():
+        data_path = root / FAIRNESS_DATA / data_file
+        sensitive_path = root / FAIRNESS_DATA / fairness_sensitive_file(data_file)
+        rows, sexes = _read_jsonl_rows(data_path), read_sensitive_attributes(sensitive_path)
+        if len(rows) != len(sexes):
+            raise TrustError(f"{sensitive_path}: {len(sexes)} sexes for {len(rows)} rows of {data_file}")
+        settings[setting] = tuple(
+            fairness_case(where, row, sex, f"{index:04d}") for index, ((where, row), sex) in enumerate(zip(rows, sexes))
+        )
+    return fairness.RenderedFairnessProbes(settings), paths
+
+
+# ------------------------------------------------------------------ AdvGLUE++ (adv. robustness)
+# Its scored runs: data/adv-glue-plus-plus/data/<source>.json for three source models, tasks
+# sst2, qqp, mnli (its other tasks, mnli-mm/qnli/rte, are not run by its configs; we have no
+# instructions for them). A file is {task: [row, ...]}; a row holds the task's fields
+# (perturbed), `label` (GLUE's index), often `method` and `original_<field>` (the clean text of
+# the one field the attack changed). A SemAttack row is shown as its `sentence` alone.
+ADVGLUE_DATA = "adv-glue-plus-plus/data"
+ADVGLUE_SOURCES = ("alpaca", "vicuna", "stable-vicuna")
+ADVGLUE_TASKS = ("sst2", "qqp", "mnli")
+SEMATTACK = "semattack"
+
+
+def advglue_item(where: str, row: Any, source: str, task: str, index: int) -> adversarial_robustness.Item:
+    ar = adversarial_robustness
+    if not isinstance(row, dict):
+        raise TrustError(f"{where}: expected an object")
+    labels = ar.TASKS[task].labels
+    try:
+        label = int(str(row.get("label")).strip())
+    except ValueError:
+        label = -1
+    if not 0 <= label < len(labels):
+        raise TrustError(f"{where}: label {one_line(row.get('label'))!r} is not 0..{len(labels) - 1}")
+    method = str(row.get("method") or "")
+    if method == SEMATTACK:
+        if not isinstance(row.get("sentence"), str):
+            raise TrustError(f"{where}: a semattack row needs its rendered `sentence`")
+        perturbed: dict[str, str] = {ar.PRERENDERED: row["sentence"]}
+        original = row.get("original_sentence")
+        clean: dict[str, str] | None = {ar.PRERENDERED: original} if isinstance(original, str) else None
+    else:
+        fields = ar.TASKS[task].fields
+        missing = [f for f in fields if not isinstance(row.get(f), str)]
+        if missing:
+            raise TrustError(f"{where}: missing text field(s) {', '.join(missing)} for {task}")
+        perturbed = {f: row[f] for f in fields}
+        originals = {f: row[f"original_{f}"] for f in fields if isinstance(row.get(f"original_{f}"), str)}
+        clean = {**perturbed, **originals} if originals else None
+    return ar.Item(f"{source}-{task}-{index:05d}", task, label, method or "advglue++", clean, perturbed, source)
+
+
+def advglue_local(root: Path) -> tuple[adversarial_robustness.AdvProbes, list[Path]]:
+    """The three source files (its score averages over all of them; a missing one stops the
+    run, naming it); demos are our shipped ones (its demos live in its code, not its data)."""
+    from .probes import load_adversarial_robustness
+
+    paths = _require(root, [f"{ADVGLUE_DATA}/{s}.json" for s in ADVGLUE_SOURCES])
+    items = []
+    for source, path in zip(ADVGLUE_SOURCES, paths):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise TrustError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
+        if not isinstance(content, dict):
+            raise TrustError(f"{path}: expected {{task: [rows]}}")
+        for task in ADVGLUE_TASKS:
+            rows = content.get(task)
+            if not isinstance(rows, list) or not rows:
+                raise TrustError(f"{path}: no {task} rows (expected {{{', '.join(ADVGLUE_TASKS)}: [rows]}})")
+            items += [advglue_item(f"{path}: {task} row {i}", r, source, task, i) for i, r in enumerate(rows)]
+    shipped: adversarial_robustness.AdvProbes = load_adversarial_robustness().probes
+    return adversarial_robustness.AdvProbes(tuple(items), shipped.demos), paths
+
+
 # ------------------------------------------------------------------------------ dispatch
+# Run from a local copy only: the hub configs' row layouts for these are not confirmed.
+LOCAL_ONLY = (fairness.NAME, adversarial_robustness.NAME)
 SUPPORTED = (
     toxicity.NAME, stereotype_bias.NAME, machine_ethics.NAME, adversarial_demonstrations.NAME, ood_robustness.NAME,
+    *LOCAL_ONLY,
 )
 HUB_CONFIGS = {
     toxicity.NAME: "toxicity", stereotype_bias.NAME: "stereotype", machine_ethics.NAME: "machine_ethics",
@@ -591,6 +745,16 @@ HUB_CONFIGS = {
 
 def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | None = None) -> ProbeSet:
     """The dimension's probes from DecodingTrust's data (hub or local copy)."""
+    if dimension == privacy.NAME:
+        # Its data/privacy/enron_data/ carries the Enron extraction set as JSON (email2name,
+        # {one,two,five}_shot[_non_domain]: target -> [[email, name], ...]) beside pickles we
+        # never read; mapping it onto our privacy probes (which weigh extraction with PII and
+        # understanding, whose prompts live in its code) is not done yet.
+        raise TrustError(
+            f"--trust-data={source.describe()}: privacy cannot run on DecodingTrust's data yet (its Enron "
+            "extraction JSON files are not mapped onto our probes; its PII and understanding prompts live in "
+            "its code); run it with --trust-data=shipped"
+        )
     if dimension not in SUPPORTED:
         raise TrustError(
             f"--trust-data={source.describe()}: {dimension} cannot run on DecodingTrust's data yet "
@@ -599,6 +763,11 @@ def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | N
     if source.kind == "local":
         assert source.path is not None
         return _load_local(dimension, source.path)
+    if dimension in LOCAL_ONLY:
+        raise TrustError(
+            f"--trust-data={source.describe()}: {dimension} loads only from a local copy of DecodingTrust's "
+            "data/ folder (the hub config's row layout is not confirmed); use --trust-data=PATH"
+        )
     config = HUB_CONFIGS[dimension]
     data_files = [STEREOTYPE_FILE] if dimension == stereotype_bias.NAME else None
     tables, identity = hub_tables(config, source.revision, data_files, loader)
@@ -630,6 +799,10 @@ def _load_local(dimension: str, root: Path) -> ProbeSet:
     elif dimension == ood_robustness.NAME:
         tables, paths = ood_local_tables(root)
         probes = ood_probes(tables, str(root))
+    elif dimension == fairness.NAME:
+        probes, paths = fairness_local(root)
+    elif dimension == adversarial_robustness.NAME:
+        probes, paths = advglue_local(root)
     else:
         tables, paths = _adv_demo_local(root)
         probes = adv_demo_probes(tables)
