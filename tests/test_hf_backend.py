@@ -97,20 +97,25 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(loaded) -> None:
     assert other != first
 
 
+def _direct_loglikelihood(loaded, context: str, continuation: str) -> tuple[float, bool]:
+    """One plain forward pass over context + continuation, no batching or sharing."""
+    tok = loaded.tokenizer
+    ctx = tok(context, add_special_tokens=True)["input_ids"]
+    cont = tok(continuation, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(loaded.model(torch.tensor([ctx + cont])).logits.float(), dim=-1)[0]
+    slots = logprobs[len(ctx) - 1 : len(ctx) - 1 + len(cont)]
+    total = sum(float(slots[k, t]) for k, t in enumerate(cont))
+    return total, bool((slots.argmax(-1) == torch.tensor(cont)).all())
+
+
 def test_loglikelihood_matches_a_direct_computation(loaded) -> None:
     backend = HFBackend(loaded)
     pairs = [("The answer is", " yes"), ("Q: colour of sky? A:", " blue sky")]
     got: dict[int, tuple[float, bool]] = {}
     backend.loglikelihood(pairs, lambda i, v: got.__setitem__(i, v))
-    tok = loaded.tokenizer
     for index, (context, continuation) in enumerate(pairs):
-        ctx = tok(context, add_special_tokens=True)["input_ids"]
-        cont = tok(continuation, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([ctx + cont])
-        with torch.no_grad():
-            logprobs = torch.log_softmax(loaded.model(ids).logits.float(), dim=-1)[0]
-        expected = sum(float(logprobs[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
-        assert got[index][0] == pytest.approx(expected, abs=1e-4)
+        assert got[index][0] == pytest.approx(_direct_loglikelihood(loaded, context, continuation)[0], abs=1e-4)
 
 
 def test_loglikelihood_with_shared_prefixes_matches_a_direct_computation(loaded) -> None:
@@ -125,16 +130,10 @@ def test_loglikelihood_with_shared_prefixes_matches_a_direct_computation(loaded)
                for _, prefix in batch)  # the preamble is shared
     got: dict[int, tuple[float, bool]] = {}
     backend.loglikelihood(pairs, lambda i, v: got.__setitem__(i, v))
-    tok = loaded.tokenizer
     for index, (context, continuation) in enumerate(pairs):
-        ctx = tok(context, add_special_tokens=True)["input_ids"]
-        cont = tok(continuation, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logprobs = torch.log_softmax(loaded.model(torch.tensor([ctx + cont])).logits.float(), dim=-1)[0]
-        slots = logprobs[len(ctx) - 1 : len(ctx) - 1 + len(cont)]
-        expected = sum(float(slots[k, t]) for k, t in enumerate(cont))
-        assert got[index][0] == pytest.approx(expected, abs=1e-4), pairs[index]
-        assert got[index][1] == bool((slots.argmax(-1) == torch.tensor(cont)).all())
+        total, greedy = _direct_loglikelihood(loaded, context, continuation)
+        assert got[index][0] == pytest.approx(total, abs=1e-4), pairs[index]
+        assert got[index][1] == greedy
 
 
 def test_resumed_run_recomputes_identically_in_bf16(random_model: Path, tmp_path: Path) -> None:
