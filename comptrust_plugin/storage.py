@@ -27,7 +27,7 @@ MANIFEST = "MANIFEST.json"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path.parent, f".{path.name}.")
+    remove_orphans(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -103,9 +103,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_orphans(folder: Path, prefix: str) -> int:
-    """Delete hidden temp entries `<prefix><pid>.<random>...` in `folder` whose process is gone
-    (left by a killed run). Returns how many were removed."""
+def remove_orphans(folder: Path, name: str) -> int:
+    """Delete the hidden temp entries made for `name` (see temp_prefix) in `folder` whose process
+    is gone (left by a killed run). Returns how many were removed."""
+    prefix = f".{name}."
     removed = 0
     if not folder.is_dir():
         return 0

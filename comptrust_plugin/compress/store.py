@@ -44,7 +44,7 @@ class ArtifactStore:
                 problem = self.problem(path, identity)
                 quarantine(path, f"stored model {path.name}: {problem}")  # never reused, kept to inspect
             self.root.mkdir(parents=True, exist_ok=True)
-            remove_orphans(self.root, f".build-{path.name}.")  # left by a killed build of this key
+            remove_orphans(self.root, f"build-{path.name}")  # left by a killed build of this key
             tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(f"build-{path.name}"), dir=self.root))
             try:
                 build(tmp)

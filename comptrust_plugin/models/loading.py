@@ -219,7 +219,7 @@ def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
         if target.exists():
             problem = manifest_problem(target) or "incomplete (an interrupted dequantization)"
             quarantine(target, f"dequantized model {target.name}: {problem}")
-        remove_orphans(target.parent, f".{target.name}.")  # left by a killed dequantization
+        remove_orphans(target.parent, target.name)  # left by a killed dequantization
         _dequantize_gguf(gguf_path, target, digest)
     return target
 
