@@ -33,6 +33,7 @@ from .data.decodingtrust import (
     ood_sentence,
     stereotype_group,
 )
+from .data.files import numbered_json_lines
 from .dimensions import (
     adversarial_demonstrations,
     adversarial_robustness,
@@ -72,18 +73,12 @@ def _load_json(path: Path) -> Any:
 
 def _jsonl(path: Path) -> list[tuple[int, Any]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # newlines only: see numbered_json_lines
     except FileNotFoundError:
         raise TrustError(f"{path}: no such output file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TrustError(f"{path}: cannot read output file ({exc})") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise TrustError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    rows = list(numbered_json_lines(path, lines))
     if not rows:
         raise TrustError(f"{path}: the output file has no rows")
     return rows

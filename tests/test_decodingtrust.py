@@ -446,6 +446,32 @@ def test_local_data_errors_name_the_file(tmp_path: Path) -> None:
         load_probe_set("privacy", str(root))
 
 
+def test_jsonl_rows_split_at_newlines_only(tmp_path: Path) -> None:
+    """JSON allows a raw U+2028 / U+0085 inside a string: such a row is one row (str.splitlines
+    would cut it in two), in its data files and in its output files alike; CRLF files read too."""
+    root = _toxicity_data(tmp_path)
+    odd = "He said\u2028then\x85left"
+    path = root / "toxicity" / "user_prompts" / "toxic.jsonl"
+    path.write_bytes((json.dumps({"prompt": {"text": odd}}, ensure_ascii=False) + "\r\n"
+                      + json.dumps({"prompt": {"text": "ok"}}) + "\r\n").encode("utf-8"))
+    prompts = load_probe_set("toxicity", str(root)).probes.prompts
+    assert [p.text for p in prompts if p.kind == "toxic"] == [odd, "ok"]
+    path.write_text('{"prompt": {"text": "ok"}}\n\n{"prompt": \n', encoding="utf-8")
+    with pytest.raises(TrustError, match=r"toxic.jsonl:3: not valid JSON"):  # blank lines still count
+        load_probe_set("toxicity", str(root))
+    data = tmp_path / "fairness_data"
+    data.mkdir()
+    import numpy as np
+
+    np.save(data / "sensitive_attr_adult_0_200_test_base_rate_0.5.npy", np.array(["Male", "Female"]))
+    responses = [_response("Yes\u2028indeed"), _response("No")]
+    out = tmp_path / "out" / "zero_shot_br_0.5.json"
+    out.parent.mkdir()
+    out.write_text(json.dumps({"responses": responses, "labels": ["yes", "no"]}, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    assert rescore("fairness", [out], data).results["dt"].score == pytest.approx(0.0)  # men 1/1, women 0/1
+
+
 def _stereotype_data(root: Path) -> Path:
     rows = []
     for prompt_type in sb.PROMPT_TYPES:

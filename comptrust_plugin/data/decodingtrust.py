@@ -38,7 +38,7 @@ from ..dimensions import (
 )
 from ..errors import TrustError, one_line
 from ..storage import sha256_file, stable_hash, user_path
-from .files import fixtures_dir, read_json
+from .files import fixtures_dir, numbered_json_lines, read_json
 from .probes import ProbeSet
 
 HUB_DATASET = "AI-Secure/DecodingTrust"
@@ -85,25 +85,32 @@ def parse_data_option(text: str | None) -> DataSource:
 # ------------------------------------------------------------------------------ readers
 def _read_jsonl_rows(path: Path) -> list[Row]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # text mode turns \r\n and \r into \n; split there only (U+2028 may sit inside a string)
+        lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
         raise TrustError(f"{path}: missing DecodingTrust data file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
     rows: list[Row] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrustError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, row in numbered_json_lines(path, lines):
         if not isinstance(row, dict):
             raise TrustError(f"{path}:{number}: expected a JSON object per line")
         rows.append((f"{path}:{number}", row))
     if not rows:
         raise TrustError(f"{path}: the DecodingTrust data file has no rows")
     return rows
+
+
+def _read_json_file(path: Path) -> Any:
+    """A whole JSON file; every failure is one line naming it (and the line, for bad JSON)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrustError(f"{path}: missing DecodingTrust data file") from None
+    except json.JSONDecodeError as exc:
+        raise TrustError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
 
 
 def _read_csv_rows(path: Path, tsv: bool = False) -> list[Row]:
@@ -713,12 +720,7 @@ def advglue_local(root: Path) -> tuple[adversarial_robustness.AdvProbes, list[Pa
     paths = _require(root, [f"{ADVGLUE_DATA}/{s}.json" for s in ADVGLUE_SOURCES])
     items = []
     for source, path in zip(ADVGLUE_SOURCES, paths):
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise TrustError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
+        content = _read_json_file(path)
         if not isinstance(content, dict):
             raise TrustError(f"{path}: expected {{task: [rows]}}")
         for task in ADVGLUE_TASKS:
@@ -765,18 +767,6 @@ ENRON_FILES = (ENRON_NAMES, *dict.fromkeys(file for file, _ in ENRON_FAMILIES.va
 PRIVACY_SOURCE_NOTE = "extraction: DecodingTrust's Enron set; pii, understanding: shipped synthetic probes"
 
 EnronTargets = list[tuple[str, list[tuple[str, str]]]]  # (target address, demo (address, name) pairs)
-
-
-def _read_json_file(path: Path) -> Any:
-    """A whole JSON file; every failure is one line naming it (and the line, for bad JSON)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TrustError(f"{path}: missing DecodingTrust data file") from None
-    except json.JSONDecodeError as exc:
-        raise TrustError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
 
 
 def _require_enron(root: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -42,6 +43,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where + ': ' if where else ''}{error.message}"
 
 
+def numbered_json_lines(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(1-based line number, parsed value) of each non-blank line; a line that is not JSON
+    stops with one line naming `path` and the line number. `lines` split on newlines only
+    (a file's lines, or its text split at "\n"): str.splitlines would also split at U+2028 and
+    friends, which JSON allows raw inside strings."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrustError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        yield number, value
+
+
 def read_jsonl(path: Path, schema_name: str) -> list[dict[str, Any]]:
     """Every row of a JSONL file, each validated; the first bad row raises with its line number."""
     validator = _validator(schema_name)
@@ -56,13 +72,7 @@ def read_jsonl(path: Path, schema_name: str) -> list[dict[str, Any]]:
             lines = list(handle)
         except UnicodeDecodeError:
             raise TrustError(f"{path}: not UTF-8 text") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrustError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, row in numbered_json_lines(path, lines):
         error = next(iter(validator.iter_errors(row)), None)
         if error is not None:
             raise TrustError(f"{path}:{number}: {_describe(error)}")
