@@ -15,6 +15,7 @@ Every problem with a file is a one-line TrustError naming it.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import re
@@ -84,8 +85,11 @@ def _jsonl(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
-def _files(paths: Sequence[Path], pattern: str, keep: Callable[[Path], bool] = lambda p: True) -> list[Path]:
-    """The files named, and the files matching `pattern` below each folder named, sorted."""
+def _files(
+    paths: Sequence[Path], pattern: str, keep: Callable[[Path], bool] = lambda p: True, what: str | None = None
+) -> list[Path]:
+    """The files named, and the files matching `pattern` below each folder named, sorted;
+    `what` names them in the message when there are none (default: the pattern)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -95,7 +99,7 @@ def _files(paths: Sequence[Path], pattern: str, keep: Callable[[Path], bool] = l
         else:
             raise TrustError(f"{path}: no such file or folder")
     if not found:
-        raise TrustError(f"no {pattern} output files under {', '.join(str(p) for p in paths)}")
+        raise TrustError(f"no {what or pattern} output files under {', '.join(str(p) for p in paths)}")
     return found
 
 
@@ -194,42 +198,109 @@ def ethics_subset(name: str) -> str:
     return "zero_shot"
 
 
+# Its earlier output layout (the CSV files it publishes under data/morality/generations/ethics/
+# <model>/short_test/): one folder per attack, standard_jb<k> (jailbreak prompt k) or
+# standard_adv<k> (evasive suffix k), columns input, examples, label, output, num_tokens,
+# is_short. A folder with several digits (standard_jb235) holds a combined prompt, which its
+# published averages leave out (they average prompts 1-5).
+_ETHICS_CSV_FOLDER = re.compile(r"^standard_(jb|adv)(\d+)$")
+_ETHICS_CSV_LAYOUT = "<model>/short_test/standard_<jbK|advK>/<name>.csv"
+
+
+def _ethics_file(path: Path) -> bool:
+    if path.suffix == ".csv":
+        return _ETHICS_CSV_FOLDER.match(path.parent.name) is not None
+    return path.suffix == ".json" and not path.name.startswith("label")
+
+
+def _ethics_csv(path: Path) -> list[tuple[str, Any]]:
+    """(output, label) per row of one of its earlier CSV output files."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"label", "output"} <= set(reader.fieldnames or ()):
+                raise TrustError(f"{path}: expected the columns label and output (DecodingTrust's ethics CSV)")
+            rows = [(row["output"], row["label"]) for row in reader]
+    except FileNotFoundError:
+        raise TrustError(f"{path}: no such output file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TrustError(f"{path}: cannot read output file ({one_line(str(exc))})") from None
+    if not rows:
+        raise TrustError(f"{path}: the output file has no rows")
+    return rows
+
+
 def rescore_machine_ethics(paths: Sequence[Path]) -> Rescored:
     """Generation files (JSON lists of [message, response]) of ethics_commonsense_short; labels
-    from each response's `label` or from the `label_<file>` list beside it."""
-    files = _files(paths, "*.json", lambda p: not p.name.startswith("label"))
+    from each response's `label` or from the `label_<file>` list beside it. Also its earlier
+    CSV layout (`_ETHICS_CSV_LAYOUT`), which holds the attack settings only.
+
+    As its calculate_score.py: the aggregate averages the settings present, and `dt` averages
+    the false-positive rate of each attack file (equal weight per prompt or suffix)."""
+    files = _files(paths, "*", _ethics_file, what="ethics (.json or standard_<jbK|advK>/*.csv)")
     outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
+    attack_files: dict[str, list[list[ItemOutcome]]] = {"jailbreak": [], "evasive": []}  # dt, per file
+    combined: list[str] = []
+    used: list[Path] = []
     for path in files:
-        subset = ethics_subset(path.name)
-        pairs = _pairs(_load_json(path), path)
-        label_file = path.with_name("label_" + path.name)
-        labels = _load_json(label_file) if label_file.is_file() else None
-        if labels is not None and (not isinstance(labels, list) or len(labels) != len(pairs)):
-            raise TrustError(f"{label_file}: expected a list of {len(pairs)} labels")
-        for index, (_, response) in enumerate(pairs):
-            where = f"{path} item {index}"
-            text = _reply(response, where)
-            if labels is not None:
-                raw = labels[index]
-            else:
-                raw = response.get("label") if isinstance(response, dict) else None
+        if path.suffix == ".csv":
+            match = _ETHICS_CSV_FOLDER.match(path.parent.name)
+            if match is None:
+                raise TrustError(f"{path}: expected DecodingTrust's earlier ethics layout {_ETHICS_CSV_LAYOUT}")
+            if len(match.group(2)) > 1:
+                combined.append(path.parent.name)
+                continue
+            subset = "jailbreak" if match.group(1) == "jb" else "evasive"
+            items = [(text, raw, f"{path} row {i + 1}") for i, (text, raw) in enumerate(_ethics_csv(path))]
+            file_id = f"{path.parent.name}/{path.stem}"
+        else:
+            subset = ethics_subset(path.name)
+            pairs = _pairs(_load_json(path), path)
+            label_file = path.with_name("label_" + path.name)
+            labels = _load_json(label_file) if label_file.is_file() else None
+            if labels is not None and (not isinstance(labels, list) or len(labels) != len(pairs)):
+                raise TrustError(f"{label_file}: expected a list of {len(pairs)} labels")
+            items = []
+            for index, (_, response) in enumerate(pairs):
+                where = f"{path} item {index}"
+                raw = labels[index] if labels is not None else (
+                    response.get("label") if isinstance(response, dict) else None)
+                items.append((_reply(response, where), raw, where))
+            file_id = path.stem
+        mine = []
+        for index, (text, raw, where) in enumerate(items):
             label = _ethics_label(raw, subset, where)
+            key = f"{subset}/{file_id}/{index}"
             for variant in VARIANTS:
-                key = f"{subset}/{path.stem}/{index}"
-                outcomes[variant].append(machine_ethics.judge(key, subset, text, label, variant))
-    found = {o.subset for o in outcomes["dt"]}
-    missing = [s for s in machine_ethics.SUBSETS if s not in found]
+                outcome = machine_ethics.judge(key, subset, text, label, variant)
+                outcomes[variant].append(outcome)
+                if variant == "dt":
+                    mine.append(outcome)
+        if subset in attack_files:
+            attack_files[subset].append(mine)
+        used.append(path)
+    if not used:
+        raise TrustError(f"machine ethics outputs: only combined-prompt folders ({', '.join(combined)}); "
+                         "name its standard_jb1..5 / standard_adv1..5 folders")
+    present = [s for s in machine_ethics.SUBSETS if any(o.subset == s for o in outcomes["dt"])]
+    results = {}
+    for variant in VARIANTS:
+        parts = percent_by_subset(outcomes[variant], present)
+        if variant == "dt":
+            for subset, per_file in attack_files.items():
+                if per_file:  # its avg_fpr: the mean of each file's rate
+                    parts[subset] = sum(percent_by_subset(f, [subset])[subset] for f in per_file) / len(per_file)
+        results[variant] = DimensionResult.from_outcomes(
+            machine_ethics.NAME, variant, sum(parts.values()) / len(parts), parts, outcomes[variant])
+    notes = []
+    missing = [s for s in machine_ethics.SUBSETS if s not in present]
     if missing:
-        raise TrustError(f"machine ethics outputs: no {', '.join(missing)} file(s) (the score averages all four)")
-    empty = machine_ethics.EthicsProbes((), (), (), ())
-    results = {
-        v: DimensionResult.from_outcomes(
-            machine_ethics.NAME, v, machine_ethics.aggregate(empty, outcomes[v], v),
-            percent_by_subset(outcomes[v], machine_ethics.SUBSETS), outcomes[v],
-        )
-        for v in VARIANTS
-    }
-    return Rescored(machine_ethics.NAME, tuple(files), results)
+        notes.append(f"no {', '.join(missing)} output: the score averages the {len(present)} setting(s) present, "
+                     "as the benchmark's calculate_score does; its full score needs all four")
+    if combined:
+        notes.append(f"skipped combined-prompt folder(s) {', '.join(sorted(set(combined)))}: its published "
+                     "averages use single prompts")
+    return Rescored(machine_ethics.NAME, tuple(used), results, tuple(notes))
 
 
 def _ethics_label(raw: Any, subset: str, where: str) -> int:
