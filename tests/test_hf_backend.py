@@ -44,6 +44,19 @@ def test_batched_equals_one_at_a_time_and_prefix_sharing_is_exact(loaded, monkey
     assert batched == single == unshared
 
 
+def test_rows_stopping_at_different_steps_leave_the_others_unchanged(loaded) -> None:
+    """Rows that stop early are dropped from the batch (and from the in-place KV cache) mid-
+    decode; the rows left must decode as they would alone."""
+    settings = GenerationSettings(max_new_tokens=10, stop=("d",))
+    prompts = _prompts()
+    batched = _run(HFBackend(loaded), prompts, settings)
+    single = _run(HFBackend(loaded, max_batch_size=1), prompts, settings)
+    free = _run(HFBackend(loaded), prompts, GenerationSettings(max_new_tokens=10, stop=()))
+    assert batched == single
+    lengths = {len(loaded.tokenizer.encode(b[0], add_special_tokens=False)) for b, f in zip(batched, free) if b != f}
+    assert len(lengths) > 1  # rows really did stop at different steps
+
+
 def test_plan_shares_the_long_prefix_only(loaded) -> None:
     backend = HFBackend(loaded)
     prompts = _prompts()
@@ -73,7 +86,15 @@ def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
     shared, *_ = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
     plain, *_ = backend._prefill(encoded, [0] * 5)
     assert long_prefix > short_prefix > 1
+    # the heads (long, short, the loose row's first token) run as three passes
+    assert hf.head_passes([long_prefix, short_prefix, 1]) == [[0], [1], [2]]
     torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_head_passes_split_only_where_padding_would_more_than_double_a_head() -> None:
+    assert hf.head_passes([300, 27, 290, 160, 26, 1]) == [[0, 2, 3], [1, 4], [5]]
+    assert hf.head_passes([40, 20, 19]) == [[0, 1], [2]]
+    assert hf.head_passes([5]) == [[0]]
 
 
 def test_max_new_tokens_and_stop_strings(loaded) -> None:

@@ -16,11 +16,14 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from ..models.loading import LoadedModel
+from .kvcache import ReservedCache
 from .requests import GenerationSettings, OnGenerated, OnScored, finish_text
 
 MIN_SHARED_PREFIX = 16  # shorter shared prefixes are not worth a place in the prefix pass
+HEAD_PASS_PADDING = 2  # a head padded to more than this many times its length runs in its own pass
 # Token slots one batch may hold (--trust-batch-tokens overrides; lower it after a GPU OOM).
 DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 8192}
 
@@ -116,43 +119,39 @@ class HFBackend:
 
     @torch.inference_mode()
     def _prefill(
-        self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1
+        self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1, reserve: int = 0
     ) -> tuple[Any, Any, Any, Any]:
         """Run the prompts through the model; returns (logits of the last `keep` positions,
-        cache, attention, last positions).
+        cache, attention, last positions). The cache has room for `reserve` more positions.
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
-        cache rows repeated. Where rows share prefixes, the distinct prefixes run first as one
-        left-padded pass (a row sharing nothing takes its first token as its prefix), their
-        cache rows are repeated to the rows using them, and then each row's own tokens follow.
+        cache rows repeated. Where rows share prefixes, the distinct prefixes ("heads") run
+        first, left-padded (heads of very different lengths in separate passes, see
+        `head_passes`), their cache rows are repeated to the rows using them, and then each
+        row's own tokens follow.
         """
-        from transformers import DynamicCache
-
         unique: dict[tuple[int, ...], int] = {}
         rows_to_unique = [unique.setdefault(tuple(t), len(unique)) for t in token_lists]
         distinct = [list(t) for t in unique]
         cuts = [0] * len(distinct)
         for row, u in enumerate(rows_to_unique):
             cuts[u] = prefixes[row]
-        cache = DynamicCache()
         batch = len(distinct)
         if any(cuts):
             cuts = [c or 1 for c in cuts]
             heads: dict[tuple[int, ...], int] = {}
             head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
-            head_ids, head_mask = self._left_pad([list(h) for h in heads])
-            self._forward(
-                input_ids=head_ids, attention_mask=head_mask,
-                position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0), cache=cache, use_cache=True,
-                logits_to_keep=1,
-            )
+            suffixes = [t[c:] for t, c in zip(distinct, cuts)]
+            cache = ReservedCache(max(len(s) for s in suffixes) + reserve)
+            head_mask = self._run_heads([list(h) for h in heads], cache)
             index = torch.tensor(head_of, device=self.device)
             cache.batch_select_indices(index)
-            suffix_ids, suffix_mask = self._left_pad([t[c:] for t, c in zip(distinct, cuts)])
+            suffix_ids, suffix_mask = self._left_pad(suffixes)
             attention = torch.cat([head_mask[index], suffix_mask], dim=1)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, head_ids.shape[1] :]
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, head_mask.shape[1] :]
             input_ids = suffix_ids
         else:
+            cache = ReservedCache(reserve)
             input_ids, attention = self._left_pad(distinct)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(
@@ -166,12 +165,52 @@ class HFBackend:
             logits, attention, last = logits[index], attention[index], last[index]
         return logits, cache, attention, last
 
+    def _run_heads(self, heads: list[list[int]], cache: Any) -> torch.Tensor:
+        """Fill `cache` with the heads, left-padded to the longest; returns their mask.
+
+        Heads of like length run as one pass. A much shorter head (a zero-shot system prompt
+        beside a few-shot preamble) runs in its own pass rather than padded to the long one,
+        and its keys and values are placed right-aligned in the padded cache (the padding is
+        masked, as in a single pass)."""
+        ids, mask = self._left_pad(heads)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        passes = head_passes([len(h) for h in heads])
+        if len(passes) == 1:
+            self._forward(
+                input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                use_cache=True, logits_to_keep=1,
+            )
+            return mask
+        width = ids.shape[1]
+        parts = []
+        for members in passes:
+            part = DynamicCache()
+            narrow = max(len(heads[h]) for h in members)
+            rows = torch.tensor(members, device=self.device)
+            self._forward(
+                input_ids=ids[rows, width - narrow :], attention_mask=mask[rows, width - narrow :],
+                position_ids=positions[rows, width - narrow :], cache=part, use_cache=True, logits_to_keep=1,
+            )
+            parts.append((rows, narrow, part))
+        for layer in range(len(parts[0][2].layers)):
+            states = []
+            for kind in ("keys", "values"):
+                first = getattr(parts[0][2].layers[layer], kind)
+                full = first.new_zeros((len(heads), first.shape[1], width, first.shape[-1]))
+                for rows, narrow, part in parts:
+                    full[rows, :, width - narrow :] = getattr(part.layers[layer], kind)
+                states.append(full)
+            cache.update(*states, layer)
+        return mask
+
     @torch.inference_mode()
     def _generate_batch(
         self, token_lists: list[list[int]], prefixes: list[int], settings: GenerationSettings,
         seeds: list[int],
     ) -> list[str]:
-        logits, cache, attention, last_pos = self._prefill(token_lists, prefixes)
+        logits, cache, attention, last_pos = self._prefill(
+            token_lists, prefixes, reserve=settings.max_new_tokens
+        )
         logits = logits[:, -1, :]
         batch = len(token_lists)
         generators = None
@@ -352,6 +391,18 @@ def use_grouped_cpu_attention(model: Any) -> None:
 def default_batch_tokens(device_type: str) -> int:
     """The batch budget when --trust-batch-tokens is not given (any non-CUDA device: the CPU one)."""
     return DEFAULT_BATCH_TOKENS["cuda" if device_type == "cuda" else "cpu"]
+
+
+def head_passes(lengths: list[int]) -> list[list[int]]:
+    """Split heads (by index) into passes: longest first, a head joins the current pass unless
+    padding it to the pass's longest would more than double it (HEAD_PASS_PADDING)."""
+    passes: list[list[int]] = []
+    for head in sorted(range(len(lengths)), key=lambda h: (-lengths[h], h)):
+        if passes and lengths[head] * HEAD_PASS_PADDING >= lengths[passes[-1][0]]:
+            passes[-1].append(head)
+        else:
+            passes.append([head])
+    return passes
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:
