@@ -23,7 +23,9 @@ from .kvcache import ReservedCache
 from .requests import GenerationSettings, OnGenerated, OnScored, finish_text
 
 MIN_SHARED_PREFIX = 16  # shorter shared prefixes are not worth a place in the prefix pass
-HEAD_PASS_PADDING = 2  # a head padded to more than this many times its length runs in its own pass
+# The fixed cost of one more forward pass, in tokens of compute: prefixes or suffixes of unlike
+# lengths run in separate passes where the padding they save exceeds this.
+PASS_OVERHEAD_TOKENS = 64
 # Token slots one batch may hold (--trust-batch-tokens overrides; lower it after a GPU OOM).
 DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 8192}
 
@@ -125,42 +127,70 @@ class HFBackend:
         cache, attention, last positions). The cache has room for `reserve` more positions.
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
-        cache rows repeated. Where rows share prefixes, the distinct prefixes ("heads") run
-        first, left-padded (heads of very different lengths in separate passes, see
-        `head_passes`), their cache rows are repeated to the rows using them, and then each
-        row's own tokens follow.
+        cache rows repeated. The distinct prefixes ("heads": a shared few-shot preamble, or a
+        row's first token where it shares nothing) run first, left-padded (heads of very
+        different lengths in separate passes), their cache rows are repeated to the rows using
+        them, and then each row's own tokens ("suffix") follow, longest first, in passes of like
+        length (see `passes`) so that a short suffix is not padded to the longest one. The cache
+        stays one left-padded block: a shorter pass writes its keys and values right-aligned.
         """
         unique: dict[tuple[int, ...], int] = {}
         rows_to_unique = [unique.setdefault(tuple(t), len(unique)) for t in token_lists]
-        distinct = [list(t) for t in unique]
-        cuts = [0] * len(distinct)
+        prompts = [list(t) for t in unique]
+        cut_of = [0] * len(prompts)
         for row, u in enumerate(rows_to_unique):
-            cuts[u] = prefixes[row]
-        batch = len(distinct)
-        if any(cuts):
-            cuts = [c or 1 for c in cuts]
-            heads: dict[tuple[int, ...], int] = {}
-            head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
-            suffixes = [t[c:] for t, c in zip(distinct, cuts)]
-            cache = ReservedCache(max(len(s) for s in suffixes) + reserve)
-            head_mask = self._run_heads([list(h) for h in heads], cache)
-            index = torch.tensor(head_of, device=self.device)
-            cache.batch_select_indices(index)
-            suffix_ids, suffix_mask = self._left_pad(suffixes)
-            attention = torch.cat([head_mask[index], suffix_mask], dim=1)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, head_mask.shape[1] :]
-            input_ids = suffix_ids
-        else:
+            cut_of[u] = prefixes[row] or 1
+        if any(len(p) - c < keep for p, c in zip(prompts, cut_of)):
+            # a suffix too short for the positions read (a one-token prompt): one plain pass
             cache = ReservedCache(reserve)
-            input_ids, attention = self._left_pad(distinct)
+            input_ids, attention = self._left_pad(prompts)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        out = self._forward(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            cache=cache, use_cache=True, logits_to_keep=keep,
-        )
-        logits, last = out.logits[:, -keep:, :], positions[:, -1:]
-        if batch < len(token_lists):
-            index = torch.tensor(rows_to_unique, device=self.device)
+            out = self._forward(
+                input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                cache=cache, use_cache=True, logits_to_keep=keep,
+            )
+            return self._per_row(rows_to_unique, list(range(len(prompts))), out.logits[:, -keep:, :], cache,
+                                 attention, positions[:, -1:])
+        # distinct prompts, longest suffix first: each suffix pass is a run of rows
+        order = sorted(range(len(prompts)), key=lambda u: (-(len(prompts[u]) - cut_of[u]), u))
+        distinct, cuts = [prompts[u] for u in order], [cut_of[u] for u in order]
+        heads: dict[tuple[int, ...], int] = {}
+        head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
+        suffixes = [t[c:] for t, c in zip(distinct, cuts)]
+        width = len(suffixes[0])
+        cache = ReservedCache(width + reserve)
+        head_mask = self._run_heads([list(h) for h in heads], cache)
+        index = torch.tensor(head_of, device=self.device)
+        cache.batch_select_indices(index)
+        suffix_ids, suffix_mask = self._left_pad(suffixes)
+        attention = torch.cat([head_mask[index], suffix_mask], dim=1)
+        before = head_mask.shape[1]  # cache positions before the suffixes
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, before:]
+        logits = []
+        first = 0
+        # a pass is at least `keep` wide: the log-likelihood positions lie in the suffix
+        for members in passes([max(len(s), keep) for s in suffixes], PASS_OVERHEAD_TOKENS):
+            assert members == list(range(first, first + len(members)))  # runs of the sorted rows
+            rows = slice(first, first + len(members))
+            first += len(members)
+            skip = width - min(width, max(max(len(suffixes[i]), keep) for i in members))
+            out = self._forward(
+                input_ids=suffix_ids[rows, skip:], attention_mask=attention[rows],
+                position_ids=positions[rows, skip:], cache=cache.window(rows, before + skip, before),
+                use_cache=True, logits_to_keep=keep,
+            )
+            logits.append(out.logits[:, -keep:, :])
+        cache.extend_to(before + width)
+        return self._per_row(rows_to_unique, order, torch.cat(logits), cache, attention, positions[:, -1:])
+
+    def _per_row(
+        self, rows_to_unique: list[int], order: list[int], logits: Any, cache: Any, attention: Any, last: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        """Results computed for the distinct prompts in `order`, repeated/reordered to the rows."""
+        where = {u: i for i, u in enumerate(order)}
+        index_list = [where[u] for u in rows_to_unique]
+        if index_list != list(range(len(order))):
+            index = torch.tensor(index_list, device=self.device)
             cache.batch_select_indices(index)
             logits, attention, last = logits[index], attention[index], last[index]
         return logits, cache, attention, last
@@ -174,8 +204,8 @@ class HFBackend:
         masked, as in a single pass)."""
         ids, mask = self._left_pad(heads)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        passes = head_passes([len(h) for h in heads])
-        if len(passes) == 1:
+        runs = passes([len(h) for h in heads], PASS_OVERHEAD_TOKENS)
+        if len(runs) == 1:
             self._forward(
                 input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                 use_cache=True, logits_to_keep=1,
@@ -183,7 +213,7 @@ class HFBackend:
             return mask
         width = ids.shape[1]
         parts = []
-        for members in passes:
+        for members in runs:
             part = DynamicCache()
             narrow = max(len(heads[h]) for h in members)
             rows = torch.tensor(members, device=self.device)
@@ -393,16 +423,24 @@ def default_batch_tokens(device_type: str) -> int:
     return DEFAULT_BATCH_TOKENS["cuda" if device_type == "cuda" else "cpu"]
 
 
-def head_passes(lengths: list[int]) -> list[list[int]]:
-    """Split heads (by index) into passes: longest first, a head joins the current pass unless
-    padding it to the pass's longest would more than double it (HEAD_PASS_PADDING)."""
-    passes: list[list[int]] = []
-    for head in sorted(range(len(lengths)), key=lambda h: (-lengths[h], h)):
-        if passes and lengths[head] * HEAD_PASS_PADDING >= lengths[passes[-1][0]]:
-            passes[-1].append(head)
-        else:
-            passes.append([head])
-    return passes
+def passes(lengths: list[int], overhead: int) -> list[list[int]]:
+    """Split items (by index) into forward passes, each padded to its longest item: longest
+    first, and the split that minimizes the padded tokens plus `overhead` tokens per pass (the
+    fixed cost of a pass). Each pass is a run of the items in (-length, index) order."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    best = [0] + [float("inf")] * len(order)
+    start = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for begin in range(end):  # last pass = order[begin:end], padded to its first item
+            cost = best[begin] + (end - begin) * lengths[order[begin]] + overhead
+            if cost < best[end]:
+                best[end], start[end] = cost, begin
+    runs: list[list[int]] = []
+    end = len(order)
+    while end > 0:
+        runs.append(order[start[end] : end])
+        end = start[end]
+    return runs[::-1]
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:

@@ -21,9 +21,10 @@ class ReservedLayer(DynamicLayer):
     room after them; an update that does not fit (or follows a base-class method that replaced
     the tensors) moves them into new buffers with `spare` positions of room again."""
 
-    def __init__(self, spare: int) -> None:
+    def __init__(self, spare: int, fixed: bool = False) -> None:
         super().__init__()
         self.spare = spare
+        self.fixed = fixed  # a window onto another layer's buffers: writing elsewhere would be lost
         self._room: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def update(
@@ -33,6 +34,8 @@ class ReservedLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         start, end = self.get_seq_length(), self.get_seq_length() + key_states.shape[-2]
         if not self._in_room() or self._room[0].shape[-2] < end:  # type: ignore[index]
+            if self.fixed:
+                raise RuntimeError("a cache window has no room for these positions")
             self._move(end + self.spare, key_states, value_states)
         keys, values = self._room  # type: ignore[misc]
         keys[:, :, start:end] = key_states
@@ -77,3 +80,28 @@ class ReservedCache(DynamicCache):
 
     def __init__(self, spare: int) -> None:
         Cache.__init__(self, layer_class_to_replicate=lambda: ReservedLayer(spare))  # type: ignore[arg-type]
+
+    def window(self, rows: slice, start: int, clear_from: int) -> ReservedCache:
+        """A cache over rows `rows` of this one, holding its first `start` positions and writing
+        the next ones in place into this cache's buffers, so a pass over some rows can begin
+        later than the others (a shorter suffix, left-padded). Positions `clear_from` to `start`
+        (that padding, never written by a pass) are zeroed: they are masked, but read."""
+        view = ReservedCache(0)
+        for layer in self.layers:
+            assert isinstance(layer, ReservedLayer) and layer._in_room()
+            keys, values = (buffer[rows] for buffer in layer._room)  # type: ignore[union-attr]
+            keys[:, :, clear_from:start] = 0
+            values[:, :, clear_from:start] = 0
+            part = ReservedLayer(0, fixed=True)
+            part.lazy_initialization(keys, values)
+            part._room = keys, values
+            part.keys, part.values = keys[:, :, :start], values[:, :, :start]
+            view.layers.append(part)
+        return view
+
+    def extend_to(self, length: int) -> None:
+        """Take positions up to `length` as filled (written through windows)."""
+        for layer in self.layers:
+            assert isinstance(layer, ReservedLayer) and layer._room is not None
+            keys, values = layer._room
+            layer.keys, layer.values = keys[:, :, :length], values[:, :, :length]
