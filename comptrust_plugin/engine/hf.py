@@ -3,7 +3,10 @@
 Prompts are sorted longest-first (an out-of-memory shows up in the first batch) and packed
 into batches under a token budget, left-padded, and decoded with a KV cache. Prompts sharing
 a long prefix (a few-shot preamble) compute it once per batch; one batch can hold several
-such groups and loose prompts, so grouping never costs an extra decode loop. Each row stops
+such groups and loose prompts, so grouping never costs an extra decode loop. Within a batch,
+prefixes and prompts' own tokens of unlike lengths run in separate passes (`passes`) rather
+than padded to the longest, and the KV cache (`kvcache.ReservedCache`) has room for the new
+tokens, so decoding writes in place instead of copying the cache every step. Each row stops
 at EOS or at a stop string (once it has produced some non-blank text); the batch ends when
 every row has stopped. Sampling uses one seeded generator per row, so an answer does not
 depend on which batch it landed in.
