@@ -292,7 +292,8 @@ class HFBackend:
     ) -> torch.Tensor:
         if generators is None:
             return logits.argmax(dim=-1).cpu()
-        probs = torch.softmax(logits / settings.temperature, dim=-1).cpu()
+        scaled = logits if settings.temperature == 1.0 else logits / settings.temperature  # x / 1.0 == x
+        probs = torch.softmax(scaled, dim=-1).cpu()
         if settings.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < settings.top_p
