@@ -21,6 +21,7 @@ from .baseline import BaselineEntry, BaselineStore
 from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
 from .dimensions.agreement import compare_answers
 from .dimensions.result import DimensionResult
+from .engine.requests import HF_NUMERICS
 from .engine.vllm import check_backend
 from .errors import CorruptWeights, TrustError, one_line
 from .gate import (
@@ -221,9 +222,12 @@ class TrustSession:
         identity = {
             "weights": weights, "chat_format": self.entry.chat_format.kind, **self._runtime_identity(),
         }
-        # Only a non-default setting enters the identity, so default runs keep their cached answers.
+        # Only a non-default setting enters the identity, so default runs keep their cached answers;
+        # the HF backend's numerics revision always does (a change to it can move bf16 answers).
         if self.options.backend != "hf":
             identity["backend"] = self.options.backend
+        else:
+            identity["numerics"] = HF_NUMERICS
         if self.options.batch_tokens is not None:
             identity["batch_tokens"] = self.options.batch_tokens
         return ModelHandle(

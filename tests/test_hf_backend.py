@@ -39,9 +39,24 @@ def test_batched_equals_one_at_a_time_and_prefix_sharing_is_exact(loaded, monkey
     prompts = _prompts()
     batched = _run(HFBackend(loaded), prompts, settings)
     single = _run(HFBackend(loaded, max_batch_size=1), prompts, settings)
+    monkeypatch.setattr(hf, "PASS_OVERHEAD_TOKENS", 0)  # every suffix length in a pass of its own
+    split = _run(HFBackend(loaded), prompts, settings)
     monkeypatch.setattr(hf, "MIN_SHARED_PREFIX", 10**9)
     unshared = _run(HFBackend(loaded), prompts, settings)
-    assert batched == single == unshared
+    assert batched == single == split == unshared
+
+
+def test_rows_stopping_at_different_steps_leave_the_others_unchanged(loaded) -> None:
+    """Rows that stop early are dropped from the batch (and from the in-place KV cache) mid-
+    decode; the rows left must decode as they would alone."""
+    settings = GenerationSettings(max_new_tokens=10, stop=("d",))
+    prompts = _prompts()
+    batched = _run(HFBackend(loaded), prompts, settings)
+    single = _run(HFBackend(loaded, max_batch_size=1), prompts, settings)
+    free = _run(HFBackend(loaded), prompts, GenerationSettings(max_new_tokens=10, stop=()))
+    assert batched == single
+    lengths = {len(loaded.tokenizer.encode(b[0], add_special_tokens=False)) for b, f in zip(batched, free) if b != f}
+    assert len(lengths) > 1  # rows really did stop at different steps
 
 
 def test_plan_shares_the_long_prefix_only(loaded) -> None:
@@ -73,7 +88,39 @@ def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
     shared, *_ = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
     plain, *_ = backend._prefill(encoded, [0] * 5)
     assert long_prefix > short_prefix > 1
+    # the heads (long, short, the loose row's first token) run as three passes
+    assert hf.passes([long_prefix, short_prefix, 1], 0) == [[0], [1], [2]]
     torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_passes_split_where_the_padding_saved_exceeds_the_cost_of_a_pass() -> None:
+    # padded tokens + 64 per pass: one pass of all would be 6 x 300 + 64 = 1864
+    assert hf.passes([300, 27, 290, 160, 26, 1], 64) == [[0, 2], [3], [1, 4, 5]]  # 600+160+81+192 = 1033
+    assert hf.passes([40, 39, 38], 64) == [[0, 1, 2]]
+    assert hf.passes([40, 39, 38], 0) == [[0], [1], [2]]
+    assert hf.passes([5], 64) == [[0]] and hf.passes([], 64) == []
+
+
+@pytest.mark.parametrize("overhead", [0, 64, 10**9])
+def test_prefill_in_suffix_passes_equals_each_prompt_alone(loaded, monkeypatch, overhead: int) -> None:
+    """Suffixes of unlike lengths in passes of their own (written right-aligned into one
+    left-padded cache), or all in one: every row's next-token logits, and the logits after
+    one decode step through that cache, equal the prompt run alone (fp32)."""
+    monkeypatch.setattr(hf, "PASS_OVERHEAD_TOKENS", overhead)
+    backend = HFBackend(loaded)
+    prompts = [PREAMBLE + "Q: " + "why " * k + "?" for k in (0, 3, 9, 20)] + ["Plain " * k + "end" for k in (1, 6, 15)]
+    encoded = [backend._encode(p) for p in prompts]
+    shared = hf._common_prefix(encoded[:4])
+    logits, cache, attention, last = backend._prefill(encoded, [shared] * 4 + [0] * 3)
+    step_ids = logits[:, -1].argmax(-1)
+    attention = torch.cat([attention, attention.new_ones((len(prompts), 1))], dim=1)
+    step = backend._forward(input_ids=step_ids.view(-1, 1), attention_mask=attention, position_ids=last + 1,
+                            cache=cache, use_cache=True).logits[:, -1]
+    with torch.no_grad():
+        for row, tokens in enumerate(encoded):
+            alone = loaded.model(torch.tensor([tokens + [int(step_ids[row])]])).logits[0]
+            torch.testing.assert_close(logits[row, -1], alone[-2], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(step[row], alone[-1], atol=1e-4, rtol=1e-4)
 
 
 def test_max_new_tokens_and_stop_strings(loaded) -> None:

@@ -57,3 +57,27 @@ def test_chat_formats_render() -> None:
     assert ChatFormat("plain").render(messages).endswith("Q2\nAnswer:")
     with pytest.raises(ValueError):
         ChatFormat("plain").render((Message("assistant", "x"),))
+
+
+def test_gguf_file_is_parsed_once_per_dequantization_and_gguf_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers parses the GGUF file for the tokenizer, the config and the weights; within
+    `_gguf_parsed_once` the three share one reader, and gguf is as it was afterwards."""
+    gguf = pytest.importorskip("gguf")
+    from comptrust_plugin.models.loading import _gguf_parsed_once
+
+    built: list[str] = []
+
+    class Reader:
+        def __init__(self, path: str, mode: str = "r") -> None:
+            built.append(path)
+
+    maps: list[tuple[str, int]] = []
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    monkeypatch.setattr(gguf, "get_tensor_name_map", lambda arch, blocks: maps.append((arch, blocks)) or object())
+    with _gguf_parsed_once():
+        first = gguf.GGUFReader("model.gguf")
+        assert gguf.GGUFReader("model.gguf") is first and gguf.GGUFReader("other.gguf") is not first
+        assert gguf.get_tensor_name_map("llama", 30) is gguf.get_tensor_name_map("llama", 30)
+    assert built == ["model.gguf", "other.gguf"] and maps == [("llama", 30)]
+    assert gguf.GGUFReader is Reader and isinstance(gguf.GGUFReader("model.gguf"), Reader)
+    assert len(built) == 3

@@ -75,6 +75,7 @@ def test_second_run_is_fully_cached_and_never_builds_a_backend(tmp_path: Path) -
         {"identity": {**BASE_IDENTITY, "dtype": "float32"}},
         {"identity": {**BASE_IDENTITY, "device": "cuda"}},
         {"identity": {**BASE_IDENTITY, "compression": {"spec": "mag-50"}}},
+        {"identity": {**BASE_IDENTITY, "numerics": "hf-numerics/next"}},
         {"settings": GenerationSettings(max_new_tokens=21)},
         {"settings": GenerationSettings(stop=(".",))},
         {"settings": GenerationSettings(temperature=1.0, num_samples=1, seed=0)},
@@ -136,3 +137,13 @@ def test_two_connections_share_one_file(tmp_path: Path) -> None:
     first.put_many([("a", [1])])
     assert second.get_many(["a"]) == {"a": [1]}
     assert len(second) == 1
+
+
+def test_the_hf_backends_numerics_revision_is_in_every_answers_identity(tmp_path: Path) -> None:
+    """A change to how the HF backend computes can move bf16 near-ties: answers computed before
+    it must not be served after it (a changed revision misses: see the parametrized test)."""
+    from comptrust_plugin.engine.requests import HF_NUMERICS
+    from comptrust_plugin.session import TrustOptions, TrustSession
+
+    session = TrustSession(TrustOptions(cache_dir=tmp_path / "cache"))
+    assert session.handle().engine.identity["numerics"] == HF_NUMERICS

@@ -3,7 +3,10 @@
 Prompts are sorted longest-first (an out-of-memory shows up in the first batch) and packed
 into batches under a token budget, left-padded, and decoded with a KV cache. Prompts sharing
 a long prefix (a few-shot preamble) compute it once per batch; one batch can hold several
-such groups and loose prompts, so grouping never costs an extra decode loop. Each row stops
+such groups and loose prompts, so grouping never costs an extra decode loop. Within a batch,
+prefixes and prompts' own tokens of unlike lengths run in separate passes (`passes`) rather
+than padded to the longest, and the KV cache (`kvcache.ReservedCache`) has room for the new
+tokens, so decoding writes in place instead of copying the cache every step. Each row stops
 at EOS or at a stop string (once it has produced some non-blank text); the batch ends when
 every row has stopped. Sampling uses one seeded generator per row, so an answer does not
 depend on which batch it landed in.
@@ -16,11 +19,16 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from ..models.loading import LoadedModel
+from .kvcache import ReservedCache
 from .requests import GenerationSettings, OnGenerated, OnScored, finish_text
 
 MIN_SHARED_PREFIX = 16  # shorter shared prefixes are not worth a place in the prefix pass
+# The fixed cost of one more forward pass, in tokens of compute: prefixes or suffixes of unlike
+# lengths run in separate passes where the padding they save exceeds this.
+PASS_OVERHEAD_TOKENS = 64
 # Token slots one batch may hold (--trust-batch-tokens overrides; lower it after a GPU OOM).
 DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 8192}
 
@@ -116,62 +124,126 @@ class HFBackend:
 
     @torch.inference_mode()
     def _prefill(
-        self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1
+        self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1, reserve: int = 0
     ) -> tuple[Any, Any, Any, Any]:
         """Run the prompts through the model; returns (logits of the last `keep` positions,
-        cache, attention, last positions).
+        cache, attention, last positions). The cache has room for `reserve` more positions.
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
-        cache rows repeated. Where rows share prefixes, the distinct prefixes run first as one
-        left-padded pass (a row sharing nothing takes its first token as its prefix), their
-        cache rows are repeated to the rows using them, and then each row's own tokens follow.
+        cache rows repeated. The distinct prefixes ("heads": a shared few-shot preamble, or a
+        row's first token where it shares nothing) run first, left-padded (heads of very
+        different lengths in separate passes), their cache rows are repeated to the rows using
+        them, and then each row's own tokens ("suffix") follow, longest first, in passes of like
+        length (see `passes`) so that a short suffix is not padded to the longest one. The cache
+        stays one left-padded block: a shorter pass writes its keys and values right-aligned.
         """
-        from transformers import DynamicCache
-
         unique: dict[tuple[int, ...], int] = {}
         rows_to_unique = [unique.setdefault(tuple(t), len(unique)) for t in token_lists]
-        distinct = [list(t) for t in unique]
-        cuts = [0] * len(distinct)
+        prompts = [list(t) for t in unique]
+        cut_of = [0] * len(prompts)
         for row, u in enumerate(rows_to_unique):
-            cuts[u] = prefixes[row]
-        cache = DynamicCache()
-        batch = len(distinct)
-        if any(cuts):
-            cuts = [c or 1 for c in cuts]
-            heads: dict[tuple[int, ...], int] = {}
-            head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
-            head_ids, head_mask = self._left_pad([list(h) for h in heads])
-            self._forward(
-                input_ids=head_ids, attention_mask=head_mask,
-                position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0), cache=cache, use_cache=True,
-                logits_to_keep=1,
-            )
-            index = torch.tensor(head_of, device=self.device)
-            cache.batch_select_indices(index)
-            suffix_ids, suffix_mask = self._left_pad([t[c:] for t, c in zip(distinct, cuts)])
-            attention = torch.cat([head_mask[index], suffix_mask], dim=1)
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, head_ids.shape[1] :]
-            input_ids = suffix_ids
-        else:
-            input_ids, attention = self._left_pad(distinct)
+            cut_of[u] = prefixes[row] or 1
+        if any(len(p) - c < keep for p, c in zip(prompts, cut_of)):
+            # a suffix too short for the positions read (a one-token prompt): one plain pass
+            cache = ReservedCache(reserve)
+            input_ids, attention = self._left_pad(prompts)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        out = self._forward(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            cache=cache, use_cache=True, logits_to_keep=keep,
-        )
-        logits, last = out.logits[:, -keep:, :], positions[:, -1:]
-        if batch < len(token_lists):
-            index = torch.tensor(rows_to_unique, device=self.device)
+            out = self._forward(
+                input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                cache=cache, use_cache=True, logits_to_keep=keep,
+            )
+            return self._per_row(rows_to_unique, list(range(len(prompts))), out.logits[:, -keep:, :], cache,
+                                 attention, positions[:, -1:])
+        # distinct prompts, longest suffix first: each suffix pass is a run of rows
+        order = sorted(range(len(prompts)), key=lambda u: (-(len(prompts[u]) - cut_of[u]), u))
+        distinct, cuts = [prompts[u] for u in order], [cut_of[u] for u in order]
+        heads: dict[tuple[int, ...], int] = {}
+        head_of = [heads.setdefault(tuple(t[:c]), len(heads)) for t, c in zip(distinct, cuts)]
+        suffixes = [t[c:] for t, c in zip(distinct, cuts)]
+        width = len(suffixes[0])
+        cache = ReservedCache(width + reserve)
+        head_mask = self._run_heads([list(h) for h in heads], cache)
+        index = torch.tensor(head_of, device=self.device)
+        cache.batch_select_indices(index)
+        suffix_ids, suffix_mask = self._left_pad(suffixes)
+        attention = torch.cat([head_mask[index], suffix_mask], dim=1)
+        before = head_mask.shape[1]  # cache positions before the suffixes
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, before:]
+        logits = []
+        first = 0
+        # a pass is at least `keep` wide: the log-likelihood positions lie in the suffix
+        for members in passes([max(len(s), keep) for s in suffixes], PASS_OVERHEAD_TOKENS):
+            assert members == list(range(first, first + len(members)))  # runs of the sorted rows
+            rows = slice(first, first + len(members))
+            first += len(members)
+            skip = width - min(width, max(max(len(suffixes[i]), keep) for i in members))
+            out = self._forward(
+                input_ids=suffix_ids[rows, skip:], attention_mask=attention[rows],
+                position_ids=positions[rows, skip:], cache=cache.window(rows, before + skip, before),
+                use_cache=True, logits_to_keep=keep,
+            )
+            logits.append(out.logits[:, -keep:, :])
+        cache.extend_to(before + width)
+        return self._per_row(rows_to_unique, order, torch.cat(logits), cache, attention, positions[:, -1:])
+
+    def _per_row(
+        self, rows_to_unique: list[int], order: list[int], logits: Any, cache: Any, attention: Any, last: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        """Results computed for the distinct prompts in `order`, repeated/reordered to the rows."""
+        where = {u: i for i, u in enumerate(order)}
+        index_list = [where[u] for u in rows_to_unique]
+        if index_list != list(range(len(order))):
+            index = torch.tensor(index_list, device=self.device)
             cache.batch_select_indices(index)
             logits, attention, last = logits[index], attention[index], last[index]
         return logits, cache, attention, last
+
+    def _run_heads(self, heads: list[list[int]], cache: Any) -> torch.Tensor:
+        """Fill `cache` with the heads, left-padded to the longest; returns their mask.
+
+        Heads of like length run as one pass. A much shorter head (a zero-shot system prompt
+        beside a few-shot preamble) runs in its own pass rather than padded to the long one,
+        and its keys and values are placed right-aligned in the padded cache (the padding is
+        masked, as in a single pass)."""
+        ids, mask = self._left_pad(heads)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        runs = passes([len(h) for h in heads], PASS_OVERHEAD_TOKENS)
+        if len(runs) == 1:
+            self._forward(
+                input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                use_cache=True, logits_to_keep=1,
+            )
+            return mask
+        width = ids.shape[1]
+        parts = []
+        for members in runs:
+            part = DynamicCache()
+            narrow = max(len(heads[h]) for h in members)
+            rows = torch.tensor(members, device=self.device)
+            self._forward(
+                input_ids=ids[rows, width - narrow :], attention_mask=mask[rows, width - narrow :],
+                position_ids=positions[rows, width - narrow :], cache=part, use_cache=True, logits_to_keep=1,
+            )
+            parts.append((rows, narrow, part))
+        for layer in range(len(parts[0][2].layers)):
+            states = []
+            for kind in ("keys", "values"):
+                first = getattr(parts[0][2].layers[layer], kind)
+                full = first.new_zeros((len(heads), first.shape[1], width, first.shape[-1]))
+                for rows, narrow, part in parts:
+                    full[rows, :, width - narrow :] = getattr(part.layers[layer], kind)
+                states.append(full)
+            cache.update(*states, layer)
+        return mask
 
     @torch.inference_mode()
     def _generate_batch(
         self, token_lists: list[list[int]], prefixes: list[int], settings: GenerationSettings,
         seeds: list[int],
     ) -> list[str]:
-        logits, cache, attention, last_pos = self._prefill(token_lists, prefixes)
+        logits, cache, attention, last_pos = self._prefill(
+            token_lists, prefixes, reserve=settings.max_new_tokens
+        )
         logits = logits[:, -1, :]
         batch = len(token_lists)
         generators = None
@@ -220,7 +292,8 @@ class HFBackend:
     ) -> torch.Tensor:
         if generators is None:
             return logits.argmax(dim=-1).cpu()
-        probs = torch.softmax(logits / settings.temperature, dim=-1).cpu()
+        scaled = logits if settings.temperature == 1.0 else logits / settings.temperature  # x / 1.0 == x
+        probs = torch.softmax(scaled, dim=-1).cpu()
         if settings.top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < settings.top_p
@@ -352,6 +425,26 @@ def use_grouped_cpu_attention(model: Any) -> None:
 def default_batch_tokens(device_type: str) -> int:
     """The batch budget when --trust-batch-tokens is not given (any non-CUDA device: the CPU one)."""
     return DEFAULT_BATCH_TOKENS["cuda" if device_type == "cuda" else "cpu"]
+
+
+def passes(lengths: list[int], overhead: int) -> list[list[int]]:
+    """Split items (by index) into forward passes, each padded to its longest item: longest
+    first, and the split that minimizes the padded tokens plus `overhead` tokens per pass (the
+    fixed cost of a pass). Each pass is a run of the items in (-length, index) order."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    best = [0] + [float("inf")] * len(order)
+    start = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for begin in range(end):  # last pass = order[begin:end], padded to its first item
+            cost = best[begin] + (end - begin) * lengths[order[begin]] + overhead
+            if cost < best[end]:
+                best[end], start[end] = cost, begin
+    runs: list[list[int]] = []
+    end = len(order)
+    while end > 0:
+        runs.append(order[start[end] : end])
+        end = start[end]
+    return runs[::-1]
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:

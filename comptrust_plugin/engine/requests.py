@@ -11,6 +11,10 @@ from ..models.chat import Message
 # How backends turn a row's seed into samples; a sampled answer's cache key carries it, so a
 # change of scheme can never serve answers drawn the old way.
 SAMPLING_SCHEME = "per-row-generator/inverse-cdf/1"
+# How the HF backend batches and computes (prefix passes, attention kernels, cache layout).
+# In bf16 such a change can move near-tied answers, so every answer's cache key carries it:
+# bump it with any change that can change a computed value.
+HF_NUMERICS = "hf-numerics/3"
 
 
 @dataclass(frozen=True)
