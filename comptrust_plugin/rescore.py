@@ -865,3 +865,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(as_json(rescored), indent=2) if args.json else render(rescored))
     return 0
 
+
+if __name__ == "__main__":  # `python -m comptrust_plugin.rescore rescore ...`, as the console script
+    sys.exit(main())

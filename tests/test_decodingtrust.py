@@ -463,6 +463,24 @@ def test_console_script_runs(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["results"]["dt"]["score"] == pytest.approx(175 / 3)
 
 
+def test_module_entry_point_runs_on_the_published_stereotype_layout(tmp_path: Path) -> None:
+    # `python -m comptrust_plugin.rescore` on a model folder laid out as DecodingTrust publishes it:
+    # beside the generation files, its compiled scores and per-type matrices, which are not read.
+    root = _stereotype_outputs(tmp_path / "claude-2.0")
+    (root / "2_compiled.json").write_text("{}")
+    (root / "benign" / "2_agreement_matrix.csv").write_text(",chess\n")
+    (root / "benign" / "2_rejection_matrix.csv").write_text(",chess\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "comptrust_plugin.rescore", "rescore", "--dimension", "stereotype_bias", "--json",
+         str(root)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["files"]) == 6
+    assert out["results"]["dt"]["score"] == pytest.approx((75.0 + 62.0 + 88.0) / 3)  # as worked out above
+
+
 # ======================================================================== loading
 def _toxicity_data(root: Path) -> Path:
     prompts = root / "toxicity" / "user_prompts"
