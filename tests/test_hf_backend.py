@@ -85,8 +85,10 @@ def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
     encoded = [backend._encode(p) for p in prompts]
     long_prefix = hf._common_prefix(encoded[:2])
     short_prefix = hf._common_prefix(encoded[2:4])
-    shared, *_ = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
-    plain, *_ = backend._prefill(encoded, [0] * 5)
+    shared, *_, shared_rows = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
+    plain, *_, plain_rows = backend._prefill(encoded, [0] * 5)
+    # results come in computed order (longest own part first): put both in prompt order
+    shared, plain = shared[torch.tensor(shared_rows).argsort()], plain[torch.tensor(plain_rows).argsort()]
     assert long_prefix > short_prefix > 1
     # the heads (long, short, the loose row's first token) run as three passes
     assert hf.passes([long_prefix, short_prefix, 1], 0) == [[0], [1], [2]]
@@ -111,14 +113,15 @@ def test_prefill_in_suffix_passes_equals_each_prompt_alone(loaded, monkeypatch, 
     prompts = [PREAMBLE + "Q: " + "why " * k + "?" for k in (0, 3, 9, 20)] + ["Plain " * k + "end" for k in (1, 6, 15)]
     encoded = [backend._encode(p) for p in prompts]
     shared = hf._common_prefix(encoded[:4])
-    logits, cache, attention, last = backend._prefill(encoded, [shared] * 4 + [0] * 3)
+    logits, cache, attention, last, rows = backend._prefill(encoded, [shared] * 4 + [0] * 3)
+    assert sorted(rows) == list(range(len(prompts)))
     step_ids = logits[:, -1].argmax(-1)
     attention = torch.cat([attention, attention.new_ones((len(prompts), 1))], dim=1)
     step = backend._forward(input_ids=step_ids.view(-1, 1), attention_mask=attention, position_ids=last + 1,
                             cache=cache, use_cache=True).logits[:, -1]
     with torch.no_grad():
-        for row, tokens in enumerate(encoded):
-            alone = loaded.model(torch.tensor([tokens + [int(step_ids[row])]])).logits[0]
+        for row, prompt in enumerate(rows):
+            alone = loaded.model(torch.tensor([encoded[prompt] + [int(step_ids[row])]])).logits[0]
             torch.testing.assert_close(logits[row, -1], alone[-2], atol=1e-4, rtol=1e-4)
             torch.testing.assert_close(step[row], alone[-1], atol=1e-4, rtol=1e-4)
 

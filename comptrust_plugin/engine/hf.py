@@ -125,9 +125,11 @@ class HFBackend:
     @torch.inference_mode()
     def _prefill(
         self, token_lists: list[list[int]], prefixes: list[int], keep: int = 1, reserve: int = 0
-    ) -> tuple[Any, Any, Any, Any]:
+    ) -> tuple[Any, Any, Any, Any, list[int]]:
         """Run the prompts through the model; returns (logits of the last `keep` positions,
-        cache, attention, last positions). The cache has room for `reserve` more positions.
+        cache, attention, last positions, rows): result row k is prompt `rows[k]` (results come
+        in the order they were computed: reordering them would copy the whole cache). The
+        cache has room for `reserve` more positions.
 
         Identical prompts in a batch (the samples of one prompt) are computed once and their
         cache rows repeated. The distinct prefixes ("heads": a shared few-shot preamble, or a
@@ -188,15 +190,17 @@ class HFBackend:
 
     def _per_row(
         self, rows_to_unique: list[int], order: list[int], logits: Any, cache: Any, attention: Any, last: Any,
-    ) -> tuple[Any, Any, Any, Any]:
-        """Results computed for the distinct prompts in `order`, repeated/reordered to the rows."""
+    ) -> tuple[Any, Any, Any, Any, list[int]]:
+        """Results computed for the distinct prompts in `order`, repeated to the rows that share
+        a prompt (samples), in computed order; the last item names each result's row."""
         where = {u: i for i, u in enumerate(order)}
-        index_list = [where[u] for u in rows_to_unique]
-        if index_list != list(range(len(order))):
+        rows = sorted(range(len(rows_to_unique)), key=lambda r: (where[rows_to_unique[r]], r))
+        index_list = [where[rows_to_unique[r]] for r in rows]
+        if index_list != list(range(len(order))):  # only where prompts repeat
             index = torch.tensor(index_list, device=self.device)
             cache.batch_select_indices(index)
             logits, attention, last = logits[index], attention[index], last[index]
-        return logits, cache, attention, last
+        return logits, cache, attention, last, rows
 
     def _run_heads(self, heads: list[list[int]], cache: Any) -> torch.Tensor:
         """Fill `cache` with the heads, left-padded to the longest; returns their mask.
@@ -241,16 +245,14 @@ class HFBackend:
         self, token_lists: list[list[int]], prefixes: list[int], settings: GenerationSettings,
         seeds: list[int],
     ) -> list[str]:
-        logits, cache, attention, last_pos = self._prefill(
+        logits, cache, attention, last_pos, live = self._prefill(
             token_lists, prefixes, reserve=settings.max_new_tokens
-        )
+        )  # live: the original row index of each row still decoding
         logits = logits[:, -1, :]
-        batch = len(token_lists)
         generators = None
         if not settings.greedy:
-            generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-        generated: list[list[int]] = [[] for _ in range(batch)]
-        live = list(range(batch))  # original row index of each row still decoding
+            generators = [torch.Generator(device="cpu").manual_seed(seeds[row]) for row in live]
+        generated: list[list[int]] = [[] for _ in range(len(token_lists))]
         for _step in range(settings.max_new_tokens):
             picks = self._pick(logits.float(), settings, generators)
             keep: list[int] = []
@@ -350,9 +352,9 @@ class HFBackend:
             if min(len(rows[r]) for r in batch) < 2 or min(cuts) < 0:
                 cuts = [0] * len(batch)  # a shared pass would take a row's only scoring position
             keep = max(spans[r] for r in batch)
-            logits, _, _, _ = self._prefill([rows[r] for r in batch], cuts, keep=keep)
+            logits, _, _, _, order = self._prefill([rows[r] for r in batch], cuts, keep=keep)
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            for position, r in enumerate(batch):
+            for position, r in enumerate(batch[k] for k in order):
                 for request in by_row[r]:
                     cont = reads[request][1]
                     n = len(cont)

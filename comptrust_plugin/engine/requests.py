@@ -14,7 +14,7 @@ SAMPLING_SCHEME = "per-row-generator/inverse-cdf/1"
 # How the HF backend batches and computes (prefix passes, attention kernels, cache layout).
 # In bf16 such a change can move near-tied answers, so every answer's cache key carries it:
 # bump it with any change that can change a computed value.
-HF_NUMERICS = "hf-numerics/3"
+HF_NUMERICS = "hf-numerics/4"
 
 
 @dataclass(frozen=True)
