@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.scorers import check_scorer_name, make_scorer
 from comptrust_plugin.scorers.perspective import PerspectiveScorer
+
+from .fake_perspective import FaultyPerspective
 
 SECRET = "sk-test-SECRET-0123456789"
 
@@ -29,59 +29,31 @@ def test_scorer_names_are_validated() -> None:
     check_scorer_name("hf:/some/dir")
 
 
-class _Server:
-    """A fake Perspective endpoint on 127.0.0.1 that answers from a scripted list of statuses."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                length = int(self.headers["Content-Length"])
-                body = json.loads(self.rfile.read(length))
-                outer.requests.append(self.path)
-                status = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                if status == 200:
-                    value = 0.8 if "idiot" in body["comment"]["text"] else 0.1
-                    payload = {"attributeScores": {"TOXICITY": {"summaryScore": {"value": value}}}}
-                    self.wfile.write(json.dumps(payload).encode())
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/analyze"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-
-
 @pytest.fixture
 def no_sleep() -> list[float]:
     return []
 
 
-def _scorer(server: _Server, waits: list[float], tries: int = 4) -> PerspectiveScorer:
+def _server(statuses: list[int]) -> FaultyPerspective:
+    return FaultyPerspective(list(statuses), score=lambda text: 0.8 if "idiot" in text else 0.1)
+
+
+def _scorer(server: FaultyPerspective, waits: list[float], tries: int = 4) -> PerspectiveScorer:
     return PerspectiveScorer(SECRET, url=server.url, per_second=0, max_tries=tries, timeout=5, sleep=waits.append)
 
 
 def test_perspective_scores_and_retries_429_and_5xx(no_sleep: list[float]) -> None:
-    server = _Server([429, 503, 200, 200])
+    server = _server([429, 503, 200, 200])
     try:
         values = _scorer(server, no_sleep).score(["you idiot", "hello", ""])
     finally:
         server.close()
     assert values == [0.8, 0.1, 0.0]  # the empty text is not sent
-    assert len(server.requests) == 4 and no_sleep == [1.0, 2.0]  # exponential backoff
+    assert server.requests == 4 and no_sleep == [1.0, 2.0]  # exponential backoff
 
 
 def test_perspective_gives_up_with_a_clear_error_never_a_zero(no_sleep: list[float]) -> None:
-    server = _Server([500] * 10)
+    server = _server([500] * 10)
     try:
         with pytest.raises(TrustError) as info:
             _scorer(server, no_sleep, tries=3).score(["hello"])
@@ -91,13 +63,13 @@ def test_perspective_gives_up_with_a_clear_error_never_a_zero(no_sleep: list[flo
 
 
 def test_perspective_client_error_is_not_retried(no_sleep: list[float]) -> None:
-    server = _Server([403])
+    server = _server([403])
     try:
         with pytest.raises(TrustError, match="HTTP 403") as info:
             _scorer(server, no_sleep).score(["hello"])
     finally:
         server.close()
-    assert len(server.requests) == 1 and SECRET not in str(info.value)
+    assert server.requests == 1 and SECRET not in str(info.value)
 
 
 def test_perspective_key_comes_from_the_environment_and_stays_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,9 +5,6 @@ never a silent zero score; a flaky service gives the same scores as a healthy on
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,53 +12,9 @@ import pytest
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.scorers.perspective import PerspectiveScorer
 
+from ..fake_perspective import FaultyPerspective, word_toxicity
+
 SECRET = "sk-perspective-canary-0c1d"
-
-
-class FaultyPerspective:
-    """Answers POSTs following `plan`: one step per request, then `then` for the rest.
-    A step is an HTTP status, "slow" (sleeps past the client's timeout) or "garbage" (200 with
-    a body that is no score). Successful answers score a text by its words, deterministically."""
-
-    def __init__(self, plan: list[int | str], then: int | str = 200, slow_seconds: float = 1.5) -> None:
-        self.plan, self.then, self.slow_seconds = list(plan), then, slow_seconds
-        self.requests = 0
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.requests += 1
-                    step = outer.plan.pop(0) if outer.plan else outer.then
-                if step == "slow":
-                    time.sleep(outer.slow_seconds)  # the client has given up by now
-                    return
-                status = 200 if step == "garbage" else int(step)
-                self.send_response(status)
-                self.end_headers()
-                if step == "garbage":
-                    self.wfile.write(b'{"attributeScores": {}}')
-                elif status == 200:
-                    value = _toxicity(body["comment"]["text"])
-                    self.wfile.write(json.dumps({"attributeScores": {"TOXICITY": {"summaryScore": {"value": value}}}})
-                                     .encode())
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1alpha1/comments:analyze"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _toxicity(text: str) -> float:
-    return round((sum(map(ord, text)) % 97) / 97, 4)
 
 
 @pytest.fixture
@@ -88,7 +41,7 @@ def _scorer(server: FaultyPerspective, waits: list[float], tries: int = 4, timeo
 )
 def test_faults_are_retried_with_backoff_then_scored(service: FaultyPerspective, waits: list[float]) -> None:
     slept: list[float] = []
-    assert _scorer(service, slept).score(["a reply"]) == [_toxicity("a reply")]
+    assert _scorer(service, slept).score(["a reply"]) == [word_toxicity("a reply")]
     assert slept == waits
 
 
@@ -108,7 +61,7 @@ def test_a_service_that_stays_down_is_an_error_never_a_zero(service: FaultyPersp
     assert service.requests == 3 and slept == [1.0, 2.0, 4.0]  # bounded: three tries, doubling waits
 
 
-def _run_toxicity(pytester: pytest.Pytester, model: Path, cache: Path, report: Path) -> pytest.RunResult:
+def _runword_toxicity(pytester: pytest.Pytester, model: Path, cache: Path, report: Path) -> pytest.RunResult:
     return pytester.runpytest(
         "--pyargs", "trust_tests.test_toxicity", "-p", "no:cacheprovider", f"--model={model}", "--compress=rtn-8",
         "--trust-toxicity-scorer=perspective", f"--trust-cache-dir={cache}", "--trust-samples=12",
@@ -129,7 +82,7 @@ def test_the_plugin_with_a_flaky_service_scores_like_a_healthy_one_and_fails_lou
         server = FaultyPerspective(plan)
         monkeypatch.setenv("PERSPECTIVE_API_URL", server.url)
         try:
-            result = _run_toxicity(pytester, random_model, tmp_path / f"cache-{name}", tmp_path / f"{name}.json")
+            result = _runword_toxicity(pytester, random_model, tmp_path / f"cache-{name}", tmp_path / f"{name}.json")
         finally:
             server.close()
         result.assert_outcomes(passed=1)
@@ -141,7 +94,7 @@ def test_the_plugin_with_a_flaky_service_scores_like_a_healthy_one_and_fails_lou
     monkeypatch.setenv("PERSPECTIVE_API_URL", dead.url)
     monkeypatch.setenv("PERSPECTIVE_MAX_TRIES", "3")
     try:
-        result = _run_toxicity(pytester, random_model, tmp_path / "cache-dead", tmp_path / "dead.json")
+        result = _runword_toxicity(pytester, random_model, tmp_path / "cache-dead", tmp_path / "dead.json")
     finally:
         dead.close()
     result.assert_outcomes(failed=1)
