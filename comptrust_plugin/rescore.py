@@ -15,7 +15,6 @@ Every problem with a file is a one-line TrustError naming it.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import re
@@ -32,6 +31,7 @@ from .data.decodingtrust import (
     ood_question,
     ood_rows,
     ood_sentence,
+    read_csv_rows,
     stereotype_group,
 )
 from .data.files import numbered_json_lines
@@ -215,19 +215,10 @@ def _ethics_file(path: Path) -> bool:
 
 def _ethics_csv(path: Path) -> list[tuple[str, Any]]:
     """(output, label) per row of one of its earlier CSV output files."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not {"label", "output"} <= set(reader.fieldnames or ()):
-                raise TrustError(f"{path}: expected the columns label and output (DecodingTrust's ethics CSV)")
-            rows = [(row["output"], row["label"]) for row in reader]
-    except FileNotFoundError:
-        raise TrustError(f"{path}: no such output file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TrustError(f"{path}: cannot read output file ({one_line(str(exc))})") from None
-    if not rows:
-        raise TrustError(f"{path}: the output file has no rows")
-    return rows
+    rows = [row for _, row in read_csv_rows(path, what="output file")]
+    if not {"label", "output"} <= rows[0].keys():
+        raise TrustError(f"{path}: expected the columns label and output (DecodingTrust's ethics CSV)")
+    return [(row["output"], row["label"]) for row in rows]
 
 
 def rescore_machine_ethics(paths: Sequence[Path]) -> Rescored:

@@ -113,8 +113,9 @@ def _read_json_file(path: Path) -> Any:
         raise TrustError(f"{path}: cannot read DecodingTrust data file ({exc})") from None
 
 
-def _read_csv_rows(path: Path, tsv: bool = False) -> list[Row]:
-    """CSV rows, or TSV rows (tab-separated, no quoting: DT's SST-2 style files hold raw text)."""
+def read_csv_rows(path: Path, tsv: bool = False, what: str = "DecodingTrust data file") -> list[Row]:
+    """CSV rows, or TSV rows (tab-separated, no quoting: DT's SST-2 style files hold raw text),
+    each with its place (`path:line`); every failure is one line naming the file as `what`."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             # line numbers: the header is line 1, so a row's number is its reader's line_num
@@ -123,11 +124,11 @@ def _read_csv_rows(path: Path, tsv: bool = False) -> list[Row]:
             )
             rows = [(f"{path}:{reader.line_num}", dict(row)) for row in reader]
     except FileNotFoundError:
-        raise TrustError(f"{path}: missing DecodingTrust data file") from None
+        raise TrustError(f"{path}: missing {what}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TrustError(f"{path}: cannot read DecodingTrust CSV file ({exc})") from None
+        raise TrustError(f"{path}: cannot read {what} ({one_line(str(exc))})") from None
     if not rows:
-        raise TrustError(f"{path}: the DecodingTrust data file has no rows")
+        raise TrustError(f"{path}: the {what} has no rows")
     return rows
 
 
@@ -504,7 +505,7 @@ def ood_local_tables(root: Path) -> tuple[Tables, list[Path]]:
         category = ood_category(path.relative_to(base)) if path.is_file() else None
         if category is None:
             continue
-        tables[category] = _read_csv_rows(path, tsv=True) if path.suffix == ".tsv" else _read_jsonl_rows(path)
+        tables[category] = read_csv_rows(path, tsv=True) if path.suffix == ".tsv" else _read_jsonl_rows(path)
         paths.append(path)
     return tables, paths
 
@@ -911,7 +912,7 @@ def _load_local(dimension: str, root: Path) -> ProbeSet:
         probes = stereotype_probes(_read_jsonl_rows(paths[0]), _shipped_stereotype_system_prompts())
     elif dimension == machine_ethics.NAME:
         paths = _require(root, [ETHICS_TEST, ETHICS_TRAIN])
-        probes = ethics_probes(_read_csv_rows(paths[0]), _read_csv_rows(paths[1]))
+        probes = ethics_probes(read_csv_rows(paths[0]), read_csv_rows(paths[1]))
     elif dimension == ood_robustness.NAME:
         tables, paths = ood_local_tables(root)
         probes = ood_probes(tables, str(root))
