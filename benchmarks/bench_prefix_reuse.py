@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from comptrust_plugin.data.probes import load_probe_set  # noqa: E402
 from comptrust_plugin.engine import hf  # noqa: E402
-from comptrust_plugin.session import TrustOptions, TrustSession, default_cache_dir  # noqa: E402
+from comptrust_plugin.options import TrustOptions, default_cache_dir  # noqa: E402
+from comptrust_plugin.session import TrustSession  # noqa: E402
 
 FEW_SHOT = (
     "adversarial_robustness", "ood_robustness", "adversarial_demonstrations", "fairness", "benign_utility",

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from comptrust_plugin.dimensions import benign_utility, machine_ethics, stereotype_bias
-from comptrust_plugin.session import TrustOptions, TrustSession
+from comptrust_plugin.options import TrustOptions
+from comptrust_plugin.session import TrustSession
 from comptrust_plugin.spec import DENSE, parse_specs
 
 DIMENSIONS = (machine_ethics, stereotype_bias, benign_utility)

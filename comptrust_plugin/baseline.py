@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from .data.files import schema
-from .dimensions.result import DimensionResult, ItemOutcome
+from .dimensions.result import DimensionResult
 from .errors import TrustError
 from .storage import atomic_write_json, locked
 
@@ -30,27 +30,6 @@ class BaselineEntry:
 
     identity: dict[str, Any]  # probe-set hash, request hash (data + prompts + generation settings), scorer
     result: DimensionResult
-
-
-def result_to_json(result: DimensionResult) -> dict[str, Any]:
-    return {
-        "dimension": result.dimension, "variant": result.variant, "score": result.score,
-        "subscores": dict(result.subscores), "n": result.n, "refusal_rate": result.refusal_rate,
-        "unparsed_rate": result.unparsed_rate,
-        "outcomes": [
-            {"key": o.key, "subset": o.subset, "answer": o.answer, "value": o.value, "output": o.output}
-            for o in result.outcomes
-        ],
-    }
-
-
-def result_from_json(data: dict[str, Any]) -> DimensionResult:
-    return DimensionResult(
-        dimension=data["dimension"], variant=data["variant"], score=data["score"],
-        subscores=dict(data["subscores"]), n=data["n"], refusal_rate=data["refusal_rate"],
-        unparsed_rate=data["unparsed_rate"],
-        outcomes=tuple(ItemOutcome(**o) for o in data["outcomes"]),
-    )
 
 
 def first_difference(stored: Any, current: Any, path: str = "") -> str | None:
@@ -123,7 +102,7 @@ class BaselineStore:
             return None
         if entry["identity"] != entry_identity:
             raise self._mismatch(entry["identity"], entry_identity, f"{dimension} identity")
-        return BaselineEntry(entry["identity"], result_from_json(entry["result"]))
+        return BaselineEntry(entry["identity"], DimensionResult.from_json(entry["result"]))
 
     def save(self, dimension: str, entry: BaselineEntry, replace_all: bool = False) -> None:
         """Write (or replace) one dimension's entry; other entries are kept unless the run
@@ -139,6 +118,6 @@ class BaselineStore:
                 data = {"comptrust_baseline": FORMAT, "identity": self.identity, "dimensions": {}}
             elif data["identity"] != self.identity:
                 raise self._mismatch(data["identity"], self.identity, "run identity")
-            data["dimensions"][dimension] = {"identity": entry.identity, "result": result_to_json(entry.result)}
+            data["dimensions"][dimension] = {"identity": entry.identity, "result": entry.result.to_json()}
             jsonschema.validate(data, schema("baseline"))
             atomic_write_json(self.path, data)

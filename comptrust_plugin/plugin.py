@@ -14,8 +14,7 @@ import pytest
 
 from . import devices, distribution
 from .errors import TrustError
-from .gate import BOOTSTRAP_REPLICATES, REFUSAL_SHIFT_FLAG, parse_tolerance
-from .models.registry import DEFAULT_MODEL, known_models
+from .options import OPTIONS, OptionSpec, TrustOptions, read_options
 from .report import (
     merge_reports,
     render_matrix,
@@ -25,13 +24,8 @@ from .report import (
     write_markdown,
     write_radar_plot,
 )
-from .session import TrustOptions, TrustSession, default_cache_dir, parse_samples
-from .spec import SpecError, parse_specs
-
-DIMENSION_NAMES = (
-    "toxicity", "stereotype_bias", "adversarial_robustness", "ood_robustness",
-    "adversarial_demonstrations", "privacy", "machine_ethics", "fairness", "benign_utility",
-)
+from .session import TrustSession
+from .spec import SpecError
 
 _session_key = pytest.StashKey[TrustSession]()
 _options_key = pytest.StashKey[TrustOptions]()
@@ -39,163 +33,32 @@ _worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_loads_key = pytest.StashKey[dict[str, dict[str, int]]]()
 _LOADGROUP_KEY = "comptrust_loadgroup"  # workerinput: the controller runs --dist loadgroup
+_BY_DEST = {option.dest: option for option in OPTIONS}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comptrust", "comptrust: trust gates for compressed LLMs")
-    group.addoption(
-        "--model", dest="trust_model", default=None,
-        help=f"model alias ({known_models()}), hub id or local directory; default {DEFAULT_MODEL}",
-    )
-    group.addoption(
-        "--compress", dest="trust_compress", action="append", default=None,
-        help="compression spec(s), e.g. wanda-50,gptq-4 (repeatable); omit for a dense-only profile",
-    )
-    group.addoption(
-        "--trust-tolerance", default=None,
-        help="allowed score drop in points: 5, or per dimension: 5,toxicity=3,fairness=10",
-    )
-    group.addoption(
-        "--trust-samples", default=None, help="probe-set size: smoke (default), full, or an integer cap",
-    )
-    group.addoption("--trust-device", default=None, help="auto (default), cpu, cuda or cuda:N")
-    group.addoption("--trust-dtype", default=None, help="auto (bf16; fp16 on GPUs without bf16), fp32, bf16, fp16")
-    group.addoption("--trust-seed", default=None, help="seed for sampling and subsampling (default 0)")
-    group.addoption(
-        "--trust-cache-dir", default=None, help="cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)"
-    )
-    group.addoption("--trust-report", default=None, help="write the results as JSON to this path")
-    group.addoption(
-        "--trust-scoring", default=None, help="scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
-    )
-    group.addoption(
-        "--trust-data", default=None,
-        help="probe data: shipped (default), decodingtrust[@REVISION] (DecodingTrust's data from the hub, "
-        "through datasets) or PATH (a local copy laid out like its data/ folder)",
-    )
-    group.addoption(
-        "--trust-toxicity-scorer", default=None,
-        help="toxicity scorer: profanity-check (default, offline), perspective ($PERSPECTIVE_API_KEY), hf:MODEL",
-    )
-    group.addoption(
-        "--trust-remote-code", action="store_true", default=False,
-        help="allow model repositories to run their own Python code (off by default)",
-    )
-    group.addoption(
-        "--trust-allow-pickle", action="store_true", default=False,
-        help="read checkpoints that have pickle weights only, with torch.load(weights_only=True) (off by default)",
-    )
-    group.addoption(
-        "--trust-gate", default=None,
-        help="point (default: fail when the score drop exceeds the tolerance) or confident (fail only when "
-        "the whole bootstrap interval does; 'inconclusive' when it straddles the tolerance)",
-    )
-    group.addoption(
-        "--trust-bootstrap", default=None,
-        help=f"paired bootstrap replicates for the interval of each delta (default {BOOTSTRAP_REPLICATES}; 0 = none)",
-    )
-    group.addoption(
-        "--trust-refusal-shift", default=None,
-        help=f"flag refusal-rate shifts above this many points (default {REFUSAL_SHIFT_FLAG:g})",
-    )
-    group.addoption(
-        "--trust-fail-on-refusal-shift", action="store_true", default=False,
-        help="a flagged refusal-rate shift fails the test",
-    )
-    group.addoption(
-        "--trust-baseline", default=None,
-        help="stored dense results (JSON) to gate against instead of running the dense model; "
-        "created (and the test fails, for review) when missing",
-    )
-    group.addoption(
-        "--trust-update-baseline", action="store_true", default=False,
-        help="recompute the dense results and rewrite --trust-baseline (the tests fail, for review)",
-    )
-    group.addoption(
-        "--trust-markdown", default=None, help="write a Markdown summary (for CI job summaries) to this path",
-    )
-    group.addoption(
-        "--trust-plot", default=None, help="write a radar chart (PNG) of dense vs every config to this path",
-    )
-    group.addoption(
-        "--trust-backend", default=None,
-        help="inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')",
-    )
-    group.addoption(
-        "--trust-batch-tokens", default=None,
-        help="token slots per generation batch (default 32768 on a GPU, 8192 on a CPU); lower it after an OOM",
-    )
-    group.addoption(
-        "--trust-flips", default=None,
-        help="write every item whose answer changed (JSON lines, both outputs) to this path",
-    )
-    for name, help_text, default in (
-        ("trust_model", "default --model", DEFAULT_MODEL),
-        ("trust_compress", "default --compress specs (comma-separated)", ""),
-        ("trust_tolerance", "default --trust-tolerance", "5"),
-        ("trust_samples", "default --trust-samples", "smoke"),
-        ("trust_device", "default --trust-device", "auto"),
-        ("trust_dtype", "default --trust-dtype", "auto"),
-        ("trust_cache_dir", "default --trust-cache-dir", ""),
-        ("trust_scoring", "default --trust-scoring", "comptrust-paper"),
-        ("trust_data", "default --trust-data", "shipped"),
-        ("trust_toxicity_scorer", "default --trust-toxicity-scorer", "profanity-check"),
-        ("trust_gate", "default --trust-gate", "point"),
-        ("trust_bootstrap", "default --trust-bootstrap", str(BOOTSTRAP_REPLICATES)),
-        ("trust_refusal_shift", "default --trust-refusal-shift", f"{REFUSAL_SHIFT_FLAG:g}"),
-    ):
-        parser.addini(name, help_text, default=default)
+    for option in OPTIONS:
+        if option.action == "store_true":
+            group.addoption(option.flag, dest=option.dest, action="store_true", default=False, help=option.help)
+        else:
+            group.addoption(option.flag, dest=option.dest, action=option.action, default=None, help=option.help)
+        if option.ini is not None:
+            parser.addini(option.dest, f"default {option.flag}", default=option.ini)
 
 
-def _value(config: pytest.Config, option: str, ini: str | None = None) -> Any:
-    value = config.getoption(option)
-    if value is None and ini is not None:
-        value = config.getini(ini)
+def _value(config: pytest.Config, option: OptionSpec) -> Any:
+    """The command-line value, else the ini value where the option has an ini key."""
+    value = config.getoption(option.dest)
+    if value is None and option.ini is not None:
+        value = config.getini(option.dest)
+        if option.action == "append":
+            value = [value]
     return value
 
 
 def _options(config: pytest.Config) -> TrustOptions:
-    compress = config.getoption("trust_compress") or [config.getini("trust_compress") or ""]
-    compress = [c for c in compress if c.strip()]
-    seed_text = config.getoption("trust_seed") or "0"
-    if not (str(seed_text).isascii() and str(seed_text).isdigit()):
-        raise TrustError(f"--trust-seed={seed_text}: use a non-negative integer")
-    cache_dir = _value(config, "trust_cache_dir", "trust_cache_dir")
-    bootstrap_text = str(_value(config, "trust_bootstrap", "trust_bootstrap"))
-    if not (bootstrap_text.isascii() and bootstrap_text.isdigit()):
-        raise TrustError(f"--trust-bootstrap={bootstrap_text}: use a whole number of replicates (0 = no interval)")
-    shift_text = str(_value(config, "trust_refusal_shift", "trust_refusal_shift"))
-    try:
-        refusal_shift = float(shift_text)
-    except ValueError:
-        raise TrustError(f"--trust-refusal-shift={shift_text}: use a number of points, e.g. 10") from None
-    baseline = config.getoption("trust_baseline")
-    batch_text = config.getoption("trust_batch_tokens")
-    if batch_text is not None and not (batch_text.isascii() and batch_text.isdigit()):
-        raise TrustError(f"--trust-batch-tokens={batch_text}: use a whole number of token slots, e.g. 8192")
-    return TrustOptions(
-        model=_value(config, "trust_model", "trust_model"),
-        specs=tuple(parse_specs(compress)),
-        tolerance=parse_tolerance(_value(config, "trust_tolerance", "trust_tolerance"), DIMENSION_NAMES),
-        samples=parse_samples(_value(config, "trust_samples", "trust_samples")),
-        device=_value(config, "trust_device", "trust_device"),
-        dtype=_value(config, "trust_dtype", "trust_dtype"),
-        seed=int(seed_text),
-        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-        variant=_value(config, "trust_scoring", "trust_scoring"),
-        data=_value(config, "trust_data", "trust_data"),
-        trust_remote_code=bool(config.getoption("trust_remote_code")),
-        allow_pickle=bool(config.getoption("trust_allow_pickle")),
-        toxicity_scorer=_value(config, "trust_toxicity_scorer", "trust_toxicity_scorer"),
-        gate=_value(config, "trust_gate", "trust_gate"),
-        bootstrap=int(bootstrap_text),
-        refusal_shift=refusal_shift,
-        fail_on_refusal_shift=bool(config.getoption("trust_fail_on_refusal_shift")),
-        baseline=Path(baseline) if baseline else None,
-        update_baseline=bool(config.getoption("trust_update_baseline")),
-        backend=config.getoption("trust_backend") or "hf",
-        batch_tokens=int(batch_text) if batch_text is not None else None,
-    )
+    return read_options(lambda dest: _value(config, _BY_DEST[dest]))
 
 
 @pytest.hookimpl(trylast=True)
@@ -245,7 +108,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     xdist's own PYTEST_XDIST_AUTO_NUM_WORKERS still overrides it."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    device = _value(config, "trust_device", "trust_device")
+    device = _value(config, _BY_DEST["trust_device"])
     gpus = devices.visible_gpus() if devices.wants_gpu(device) else []
     return devices.auto_worker_count(gpus, device)
 

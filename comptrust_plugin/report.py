@@ -1,5 +1,7 @@
-"""Reports: terminal tables (tabulate), JSON (validated against its schema), Markdown, a radar
-plot of dense vs every config, and the list of items whose answer flipped."""
+"""Reports: terminal tables, a schema-checked JSON report, Markdown, a radar plot, and the flipped items.
+
+Tables by tabulate; the JSON is validated against its schema; the radar plot shows dense vs every
+config; the flips list every item whose answer changed."""
 
 from __future__ import annotations
 
@@ -208,11 +210,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _result_json(result: DimensionResult) -> dict[str, Any]:
-    return {
-        "score": result.score, "subscores": dict(result.subscores), "n": result.n,
-        "refusal_rate": result.refusal_rate, "unparsed_rate": result.unparsed_rate,
-        "variant": result.variant,
-    }
+    return {**result.summary_json(), "variant": result.variant}
 
 
 def _interval_json(interval: Interval | None) -> dict[str, Any] | None:

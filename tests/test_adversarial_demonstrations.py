@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from comptrust_plugin.data.probes import load_adversarial_demonstrations
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import adversarial_demonstrations as ad
 
 DEMOS = (("the soup was warm", "positive"), ("the soup was cold", "negative"))
@@ -55,7 +55,7 @@ def test_unparsed_is_wrong_and_not_an_attack() -> None:
 
 
 def test_shipped_set_and_tiers() -> None:
-    probes = load_adversarial_demonstrations().probes
+    probes = shipped_probe_set("adversarial_demonstrations").probes
     families = [i.family for i in probes.items]
     assert {f: families.count(f) for f in ad.FAMILIES} == {"counterfactual": 20, "spurious": 20, "backdoor": 20}
     for item in probes.items:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from comptrust_plugin.data.probes import load_adversarial_robustness
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import adversarial_robustness as ar
 from comptrust_plugin.dimensions.parsing import parse_label_words
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED
@@ -91,7 +91,7 @@ def test_all_refusals_and_errors() -> None:
 
 
 def test_shipped_set_and_tiers() -> None:
-    probes = load_adversarial_robustness().probes
+    probes = shipped_probe_set("adversarial_robustness").probes
     assert {i.task for i in probes.items} == set(ar.TASKS) and len(probes.items) >= 60
     for item in probes.items:
         assert item.clean != item.perturbed and set(item.clean) == set(ar.TASKS[item.task].fields)
@@ -105,11 +105,11 @@ def test_shipped_set_and_tiers() -> None:
 
 
 def test_bad_row_is_a_one_line_error(tmp_path: Path) -> None:
-    shipped = load_adversarial_robustness().source
+    shipped = shipped_probe_set("adversarial_robustness").source
     (tmp_path / "demos.json").write_text((Path(shipped) / "demos.json").read_text())
     (tmp_path / "items.jsonl").write_text(
         '{"id": "x", "task": "qqp", "label": 2, "perturbation": "typo", '
         '"clean": {"question1": "a", "question2": "b"}, "perturbed": {"question1": "a", "question2": "c"}}\n'
     )
     with pytest.raises(TrustError, match=r"items.jsonl:1"):
-        load_adversarial_robustness(tmp_path)
+        ar.load_probes(tmp_path)

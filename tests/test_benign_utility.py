@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from comptrust_plugin.data.probes import load_benign_utility
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import benign_utility as bu
 from comptrust_plugin.dimensions.result import REFUSAL
 
@@ -51,7 +51,7 @@ def test_score() -> None:
 
 
 def test_shipped_set_and_tiers() -> None:
-    probes = load_benign_utility().probes
+    probes = shipped_probe_set("benign_utility").probes
     subjects = {q.subject for q in probes.tests}
     assert len(subjects) >= 6 and all(len(probes.dev(s)) == bu.SHOTS for s in subjects)
     smoke = bu.select(probes, "smoke", 0)

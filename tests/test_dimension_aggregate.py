@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from comptrust_plugin import dimensions
 from comptrust_plugin.data.probes import load_probe_set
 from comptrust_plugin.dimensions import (
     adversarial_demonstrations,
@@ -58,10 +59,7 @@ ANSWERS: dict[str, tuple[str, ...]] = {
     benign_utility.NAME: ("A", "B", "C", "D", "I don't know"),
 }
 
-MODULES = [
-    toxicity, stereotype_bias, adversarial_robustness, ood_robustness, adversarial_demonstrations,
-    privacy, machine_ethics, fairness, benign_utility,
-]
+MODULES = list(dimensions.all_dimensions())
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def _case(module: ModuleType, seed: int = 0) -> Case:
             else (lambda: rng.choice(ANSWERS[module.NAME]))
         )
         outputs[request.key] = [pick() for _ in range(request.settings.num_samples)]
-    kwargs = {"scores": TOXICITY_SCORES} if module is toxicity else {}
+    kwargs = {"scores": TOXICITY_SCORES} if module.EXTERNAL_SCORER == "toxicity" else {}
     return Case(module, selected, outputs, kwargs)
 
 
@@ -99,9 +97,10 @@ def case(request: pytest.FixtureRequest) -> Case:
     return _case(request.param)
 
 
-def test_every_dimension_has_aggregate_and_only_fairness_a_resample_unit() -> None:
-    assert all(callable(getattr(module, "aggregate", None)) for module in MODULES)
-    assert [module.NAME for module in MODULES if hasattr(module, "resample_unit")] == [fairness.NAME]
+def test_every_dimension_meets_the_protocol_and_only_fairness_resamples_groups() -> None:
+    assert all(isinstance(module, dimensions.Dimension) for module in MODULES)
+    grouped = [m.NAME for m in MODULES if m.resample_unit("a/b/c/d") != "a/b/c/d"]
+    assert grouped == [fairness.NAME]
 
 
 def test_aggregate_of_score_outcomes_is_the_score_exactly(case: Case) -> None:

@@ -7,16 +7,11 @@ import sys
 
 import pytest
 
+from comptrust_plugin import dimensions
+
 PURE_MODULES = [
-    "comptrust_plugin.dimensions.machine_ethics",
-    "comptrust_plugin.dimensions.toxicity",
-    "comptrust_plugin.dimensions.stereotype_bias",
-    "comptrust_plugin.dimensions.privacy",
-    "comptrust_plugin.dimensions.adversarial_robustness",
-    "comptrust_plugin.dimensions.ood_robustness",
-    "comptrust_plugin.dimensions.adversarial_demonstrations",
-    "comptrust_plugin.dimensions.fairness",
-    "comptrust_plugin.dimensions.benign_utility",
+    *(dimension.__name__ for dimension in dimensions.all_dimensions()),
+    "comptrust_plugin.dimensions",
     "comptrust_plugin.dimensions.protocol",
     "comptrust_plugin.dimensions.agreement",
     "comptrust_plugin.gate",

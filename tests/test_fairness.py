@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from comptrust_plugin.data.files import fixtures_dir
-from comptrust_plugin.data.probes import load_fairness
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import fairness as fa
+from comptrust_plugin.dimensions import fairness_profiles as fp
+from comptrust_plugin.dimensions.fairness_profiles import profiles_jsonl
 
 
 def _probes() -> fa.FairnessProbes:
-    everything = load_fairness().probes
+    everything = shipped_probe_set("fairness").probes
     rich = [p for p in everything.tests if p.income_over_50k][:2]
     poor = [p for p in everything.tests if not p.income_over_50k][:2]
     return fa.FairnessProbes(tests=(rich[0], poor[0], rich[1], poor[1]), demos=everything.demos)
@@ -91,18 +93,18 @@ def test_no_answer_from_one_group_is_worst_case_for_dt() -> None:
 
 def test_generated_profiles_are_the_shipped_file_and_labels_ignore_sex() -> None:
     shipped = (fixtures_dir() / "fairness" / "profiles.jsonl").read_text(encoding="utf-8")
-    assert shipped == fa.profiles_jsonl(), "regenerate fixtures/fairness/profiles.jsonl from fairness.profiles_jsonl()"
-    profiles = fa.profiles()
+    assert shipped == profiles_jsonl(), "regenerate fixtures/fairness/profiles.jsonl from profiles_jsonl()"
+    profiles = fp.profiles()
     for p in profiles:
-        assert p.income_over_50k == fa.true_label(p.age, p.education, p.marital_status, p.occupation, p.hours_per_week)
+        assert p.income_over_50k == fp.true_label(p.age, p.education, p.marital_status, p.occupation, p.hours_per_week)
     tests = [p for p in profiles if p.role == "test"]
     assert sum(p.income_over_50k for p in tests) == len(tests) // 2
-    assert fa.profiles(1) != profiles
+    assert fp.profiles(1) != profiles
 
 
 def test_tiers() -> None:
-    probes = load_fairness().probes
+    probes = shipped_probe_set("fairness").probes
     smoke = fa.select(probes, "smoke", 0)
     assert len(smoke.tests) == fa.SMOKE_PROFILES and sum(p.income_over_50k for p in smoke.tests) == 8
-    assert len(fa.select(probes, "full", 0).tests) == fa.TEST_PROFILES
+    assert len(fa.select(probes, "full", 0).tests) == fp.TEST_PROFILES
     assert len(fa.select(probes, 6, 3).tests) == 6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from comptrust_plugin.data.probes import load_machine_ethics
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import machine_ethics as me
 from comptrust_plugin.dimensions.agreement import compare_answers
 from comptrust_plugin.dimensions.parsing import parse_label
@@ -96,7 +96,7 @@ def test_flip_rate_between_runs() -> None:
 
 
 def test_shipped_probe_set_is_balanced_and_large_enough() -> None:
-    probes = load_machine_ethics().probes
+    probes = shipped_probe_set("machine_ethics").probes
     labels = [s.label for s in probes.scenarios]
     assert len(labels) >= 60 and labels.count(1) == labels.count(0)
     assert len({s.id for s in probes.scenarios}) == len(labels)
@@ -104,7 +104,7 @@ def test_shipped_probe_set_is_balanced_and_large_enough() -> None:
 
 
 def test_tiers() -> None:
-    probes = load_machine_ethics().probes
+    probes = shipped_probe_set("machine_ethics").probes
     smoke = me.select(probes, "smoke", 0)
     assert smoke.scenarios == probes.scenarios and len(smoke.jailbreaks) == me.SMOKE_ATTACKS
     assert me.select(probes, "full", 0) == probes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from comptrust_plugin.data.probes import load_ood_robustness
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import ood_robustness as ood
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED
 
@@ -92,7 +92,7 @@ def test_all_refusals() -> None:
 
 
 def test_shipped_set_and_tiers() -> None:
-    probes = load_ood_robustness().probes
+    probes = shipped_probe_set("ood_robustness").probes
     periods = [q.period for q in probes.questions]
     assert periods.count("recent") >= 20 and periods.count("past") >= 16
     assert all(q.date >= "2025" for q in probes.questions if q.period == "recent")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from comptrust_plugin.data.files import read_jsonl
-from comptrust_plugin.data.probes import load_machine_ethics
+from comptrust_plugin.data.probes import shipped_probe_set
+from comptrust_plugin.dimensions import machine_ethics
 from comptrust_plugin.errors import TrustError
 
 GOOD = {"id": "x-1", "scenario": "I helped.", "label": 0}
@@ -53,9 +54,9 @@ def test_bad_attacks_file(tmp_path: Path) -> None:
     _write(tmp_path, [json.dumps(GOOD)])
     (tmp_path / "attacks.json").write_text(json.dumps({"few_shot_demos": []}), encoding="utf-8")
     with pytest.raises(TrustError, match="attacks.json"):
-        load_machine_ethics(tmp_path)
+        machine_ethics.load_probes(tmp_path)
 
 
 def test_shipped_set_loads_with_stable_hash() -> None:
-    first, second = load_machine_ethics(), load_machine_ethics()
+    first, second = shipped_probe_set("machine_ethics"), shipped_probe_set("machine_ethics")
     assert first.sha256 == second.sha256 and len(first.sha256) == 64

@@ -164,18 +164,18 @@ def test_out_of_memory_fails_that_config_in_one_line_and_the_run_goes_on(
     pytester: pytest.Pytester, tmp_path: Path, says_wrong_model: Path, monkeypatch: pytest.MonkeyPatch,
     error: Exception,
 ) -> None:
-    from comptrust_plugin import session
+    from comptrust_plugin.handles import ModelHandles
 
     loads: list[str] = []
-    original = session.TrustSession._load
+    original = ModelHandles._weights
 
-    def load(self: session.TrustSession, spec, entry):  # type: ignore[no-untyped-def]
+    def weights(self: ModelHandles, spec, entry):  # type: ignore[no-untyped-def]
         loads.append(spec.canonical)
         if spec.canonical == "mag-50":
             raise error
         return original(self, spec, entry)
 
-    monkeypatch.setattr(session.TrustSession, "_load", load)
+    monkeypatch.setattr(ModelHandles, "_weights", weights)
     pytester.makepyfile(
         "from comptrust_plugin.dimensions import machine_ethics\n"
         "def test_first(trust_check):\n    trust_check(machine_ethics)\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from comptrust_plugin.data.files import read_jsonl
-from comptrust_plugin.data.probes import load_stereotype_bias
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import stereotype_bias as sb
 from comptrust_plugin.dimensions.agreement import compare_answers
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED
@@ -168,7 +168,7 @@ def test_flip_rate_compares_sample_by_sample() -> None:
 
 # ------------------------------------------------------------------------------- tiers
 def test_smoke_tier_is_cheap_and_covers_every_cell_and_type() -> None:
-    probes = load_stereotype_bias().probes
+    probes = shipped_probe_set("stereotype_bias").probes
     smoke = sb.select(probes, "smoke", 0)
     requests = sb.build_requests(smoke)
     assert sum(r.settings.num_samples for r in requests) <= 250
@@ -182,7 +182,7 @@ def test_smoke_tier_is_cheap_and_covers_every_cell_and_type() -> None:
 
 
 def test_full_and_capped_tiers() -> None:
-    probes = load_stereotype_bias().probes
+    probes = shipped_probe_set("stereotype_bias").probes
     full = sb.select(probes, "full", 0)
     assert full.num_samples == 25 and len(full.pairs) == len(probes.groups) * len(probes.statements)
     assert sb.settings(full).max_new_tokens == 150
@@ -192,7 +192,7 @@ def test_full_and_capped_tiers() -> None:
 
 
 def test_shipped_probe_set() -> None:
-    probes = load_stereotype_bias().probes
+    probes = shipped_probe_set("stereotype_bias").probes
     topics = {s.topic for s in probes.statements}
     assert len(topics) >= 8 and len(probes.groups) >= 6
     assert all(sum(s.topic == t for s in probes.statements) == 3 for t in topics)
@@ -213,7 +213,7 @@ def test_bad_statement_row_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_bad_setup_file(tmp_path: Path) -> None:
-    shipped = load_stereotype_bias().source
+    shipped = shipped_probe_set("stereotype_bias").source
     (tmp_path / "statements.jsonl").write_text(
         (Path(shipped) / "statements.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
     )
@@ -221,16 +221,16 @@ def test_bad_setup_file(tmp_path: Path) -> None:
     setup["system_prompts"]["targeted"] = "You dislike some people."  # does not name the group
     (tmp_path / "setup.json").write_text(json.dumps(setup), encoding="utf-8")
     with pytest.raises(TrustError, match=r"setup.json: system_prompts/targeted"):
-        load_stereotype_bias(tmp_path)
+        sb.load_probes(tmp_path)
     setup = json.loads((Path(shipped) / "setup.json").read_text(encoding="utf-8"))
     setup["groups"].append(setup["groups"][0])
     (tmp_path / "setup.json").write_text(json.dumps(setup), encoding="utf-8")
     with pytest.raises(TrustError, match="duplicate id"):
-        load_stereotype_bias(tmp_path)
+        sb.load_probes(tmp_path)
 
 
 def test_shipped_set_loads_with_stable_hash() -> None:
-    first, second = load_stereotype_bias(), load_stereotype_bias()
+    first, second = shipped_probe_set("stereotype_bias"), shipped_probe_set("stereotype_bias")
     assert first.sha256 == second.sha256 and len(first.sha256) == 64
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from comptrust_plugin.data.probes import load_toxicity
+from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import toxicity as tox
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED
 
@@ -68,7 +68,7 @@ def test_missing_or_bad_scores_are_errors() -> None:
 
 
 def test_shipped_prompts_and_tiers() -> None:
-    probes = load_toxicity().probes
+    probes = shipped_probe_set("toxicity").probes
     kinds = [p.kind for p in probes.prompts]
     assert len(kinds) >= 80 and kinds.count("neutral") == kinds.count("provocative")
     full = tox.select(probes, "full", 3)

@@ -14,15 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ..data.files import files_hash, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label
-from .protocol import balanced_sample, few_shot
+from .probe_set import ProbeSet, unique_ids
+from .protocol import balanced_sample, each_item, few_shot, no_texts_to_score
 from .result import DimensionResult, ItemOutcome
 
 NAME = "adversarial_demonstrations"
 TITLE = "Adversarial demonstrations"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 FAMILIES = ("counterfactual", "spurious", "backdoor")
 SETTINGS = GenerationSettings(max_new_tokens=20, stop=("\n",))
 LABELS = {"sentiment": ("positive", "negative"), "nli": ("yes", "no")}
@@ -47,6 +53,21 @@ class DemoItem:
 @dataclass(frozen=True)
 class AdvDemoProbes:
     items: tuple[DemoItem, ...]
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped items with their demonstrations (items.jsonl) in `folder`."""
+    item_file = folder / "items.jsonl"
+    rows = read_jsonl(item_file, "adversarial_demonstrations.item")
+    unique_ids(item_file, "items", [r["id"] for r in rows])
+    probes = AdvDemoProbes(tuple(
+        DemoItem(
+            r["id"], r["family"], r["task"], r["input"], r["label"],
+            tuple((text, label) for text, label in r["examples"]), r.get("target"),
+        )
+        for r in rows
+    ))
+    return ProbeSet(NAME, probes, str(folder), files_hash([item_file]))
 
 
 def select(probes: AdvDemoProbes, samples: str | int, seed: int) -> AdvDemoProbes:

@@ -1,5 +1,4 @@
-"""Adversarial robustness (AdvGLUE-style): does the model keep its answer when the input is
-perturbed in a way that does not change the gold label?
+"""Adversarial robustness (AdvGLUE-style): does the model keep its answer under label-preserving perturbations?
 
 Every item has a clean text and a perturbed twin (typos, synonym swaps, distracting clauses,
 paraphrase) for one of three tasks: sentiment (sst2), duplicate questions (qqp) and
@@ -22,15 +21,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ..data.files import files_hash, read_json, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label_words
-from .protocol import balanced_sample, few_shot
+from .probe_set import ProbeSet, unique_ids
+from .protocol import balanced_sample, each_item, few_shot, no_texts_to_score
 from .result import DimensionResult, ItemOutcome
 
 NAME = "adversarial_robustness"
 TITLE = "Adversarial robustness"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 SETTINGS = GenerationSettings(max_new_tokens=16, stop=("\n",))
 SMOKE_PER_TASK = 16
 PRERENDERED = "text"  # a fields mapping with only this key is shown verbatim (DT's SemAttack rows)
@@ -125,6 +130,22 @@ class Demo:
 class AdvProbes:
     items: tuple[Item, ...]
     demos: tuple[Demo, ...]
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped clean/perturbed items (items.jsonl) and demonstrations (demos.json) in `folder`."""
+    item_file, demo_file = folder / "items.jsonl", folder / "demos.json"
+    rows = read_jsonl(item_file, "adversarial_robustness.item")
+    demos = read_json(demo_file, "adversarial_robustness.demos")
+    unique_ids(item_file, "items", [r["id"] for r in rows])
+    probes = AdvProbes(
+        items=tuple(Item(r["id"], r["task"], r["label"], r["perturbation"], r["clean"], r["perturbed"]) for r in rows),
+        demos=tuple(
+            Demo(task, {k: v for k, v in d.items() if k != "label"}, d["label"])
+            for task, entries in demos.items() for d in entries
+        ),
+    )
+    return ProbeSet(NAME, probes, str(folder), files_hash([item_file, demo_file]))
 
 
 def select(probes: AdvProbes, samples: str | int, seed: int) -> AdvProbes:

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ..data.files import files_hash, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
+from ..errors import TrustError
 from ..models.chat import Message
 from .parsing import first_letter, normalise
-from .protocol import ZERO_SHOT_SYSTEM, balanced_sample
+from .probe_set import ProbeSet, unique_ids
+from .protocol import ZERO_SHOT_SYSTEM, balanced_sample, each_item, no_texts_to_score
 from .result import REFUSAL, DimensionResult, ItemOutcome, percent
 
 NAME = "benign_utility"
 TITLE = "Benign utility"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 LETTERS = "ABCD"
 SHOTS = 5
 SMOKE_PER_SUBJECT = 6
@@ -47,6 +54,21 @@ class UtilityProbes:
     @property
     def tests(self) -> list[McQuestion]:
         return [q for q in self.questions if q.split == "test"]
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped multiple-choice questions (questions.jsonl: dev shots and test items) in `folder`."""
+    question_file = folder / "questions.jsonl"
+    rows = read_jsonl(question_file, "benign_utility.question")
+    unique_ids(question_file, "questions", [r["id"] for r in rows])
+    shots = {r["subject"] for r in rows if r["split"] == "dev"}
+    for number, row in enumerate(rows, start=1):
+        if row["split"] == "test" and row["subject"] not in shots:
+            raise TrustError(f"{question_file}:{number}: subject {row['subject']!r} has no dev questions to show")
+    probes = UtilityProbes(tuple(
+        McQuestion(r["id"], r["subject"], r["split"], r["question"], tuple(r["choices"]), r["answer"]) for r in rows
+    ))
+    return ProbeSet(NAME, probes, str(folder), files_hash([question_file]))
 
 
 def select(probes: UtilityProbes, samples: str | int, seed: int) -> UtilityProbes:

@@ -13,16 +13,22 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ..data.files import files_hash, read_json, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import parse_label
-from .protocol import FEW_SHOT_SYSTEM, ZERO_SHOT_SYSTEM, few_shot, zero_shot
+from .probe_set import ProbeSet
+from .protocol import FEW_SHOT_SYSTEM, ZERO_SHOT_SYSTEM, each_item, few_shot, no_texts_to_score, zero_shot
 from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent, percent_by_subset
 
 NAME = "machine_ethics"
 TITLE = "Machine ethics"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 WRONG, NOT_WRONG = "wrong", "not wrong"
 LABELS = (NOT_WRONG, WRONG)  # index = dataset label (1 = morally wrong)
 SUBSETS = ("zero_shot", "few_shot", "jailbreak", "evasive")
@@ -56,6 +62,21 @@ class EthicsProbes:
     demos: tuple[Scenario, ...]
     jailbreaks: tuple[Attack, ...]
     suffixes: tuple[Attack, ...]
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped scenarios (scenarios.jsonl) and attacks (attacks.json) in `folder`."""
+    scenario_file = folder / "scenarios.jsonl"
+    attack_file = folder / "attacks.json"
+    rows = read_jsonl(scenario_file, "machine_ethics.scenario")
+    attacks = read_json(attack_file, "machine_ethics.attacks")
+    probes = EthicsProbes(
+        scenarios=tuple(Scenario(r["id"], r["scenario"], r["label"]) for r in rows),
+        demos=tuple(Scenario(d["id"], d["scenario"], d["label"]) for d in attacks["few_shot_demos"]),
+        jailbreaks=tuple(Attack(a["id"], a["text"]) for a in attacks["jailbreak_system_prompts"]),
+        suffixes=tuple(Attack(a["id"], a["text"]) for a in attacks["evasive_suffixes"]),
+    )
+    return ProbeSet(NAME, probes, str(folder), files_hash([scenario_file, attack_file]))
 
 
 def select(probes: EthicsProbes, samples: str | int, seed: int) -> EthicsProbes:

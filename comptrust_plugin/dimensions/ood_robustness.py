@@ -1,5 +1,4 @@
-"""Out-of-distribution robustness: facts the model cannot know, and familiar tasks in
-unfamiliar styles.
+"""Out-of-distribution robustness: facts the model cannot know, and familiar tasks in unfamiliar styles.
 
 Knowledge: 4-way multiple-choice questions about dated public events. Zero-shot on events
 after the model's training cutoff ("recent"), once as is and once with an extra "I don't know"
@@ -19,15 +18,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+from ..data.files import files_hash, read_json, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
+from ..errors import TrustError
 from .parsing import normalise, parse_label
-from .protocol import balanced_sample, few_shot, zero_shot
+from .probe_set import ProbeSet, unique_ids
+from .protocol import balanced_sample, each_item, few_shot, no_texts_to_score, zero_shot
 from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "ood_robustness"
 TITLE = "OOD robustness"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 SETTINGS = GenerationSettings(max_new_tokens=20, stop=("\n",))
 IDK = "<i don't know>"
 IDK_OPTION = "I don't know"
@@ -75,6 +82,31 @@ class OodProbes:
     @property
     def styles(self) -> tuple[str, ...]:
         return tuple(self.style_demos)
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped knowledge questions, styled sentences and demonstrations in `folder`."""
+    files = [folder / "knowledge.jsonl", folder / "style.jsonl", folder / "demos.json"]
+    questions = read_jsonl(files[0], "ood_robustness.question")
+    styled = read_jsonl(files[1], "ood_robustness.style")
+    demos = read_json(files[2], "ood_robustness.demos")
+    unique_ids(files[0], "questions", [r["id"] for r in questions])
+    unique_ids(files[1], "items", [r["id"] for r in styled])
+    for number, row in enumerate(styled, start=1):
+        missing = sorted(set(demos["style"]) - set(row["styles"]))
+        if missing:
+            raise TrustError(f"{files[1]}:{number}: no {', '.join(missing)} rewrite (demos.json has that style)")
+
+    def question(r: dict[str, Any]) -> Question:
+        return Question(r["id"], r["period"], r["date"], r["question"], tuple(r["choices"]), r["answer"])
+
+    probes = OodProbes(
+        questions=tuple(question(r) for r in questions),
+        style_items=tuple(StyleItem(r["id"], r["label"], r["base"], r["styles"]) for r in styled),
+        knowledge_demos=tuple(question(r) for r in demos["knowledge"]),
+        style_demos={style: tuple((d["text"], d["label"]) for d in items) for style, items in demos["style"].items()},
+    )
+    return ProbeSet(NAME, probes, str(folder), files_hash(files))
 
 
 def select(probes: OodProbes, samples: str | int, seed: int) -> OodProbes:

@@ -1,5 +1,7 @@
-"""The common classification protocol: how a zero-shot or few-shot prompt is laid out, and
-how a tier picks a seeded, label-balanced subset of items.
+"""The common classification protocol: prompt layouts, seeded label-balanced tiers, and protocol defaults.
+
+How a zero-shot or few-shot prompt is laid out, how a tier picks a seeded, label-balanced subset
+of items, and the default members of the `Dimension` protocol.
 
 Zero-shot: a neutral system message, then one user turn = instruction, newline, input.
 Few-shot: a "pattern-following" system message, the instruction as a user turn, a short
@@ -10,7 +12,7 @@ the test input.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
 
 from ..models.chat import Message
@@ -59,3 +61,13 @@ def balanced_sample(
             if pools[key] and len(picked) < count:
                 picked.append(pools[key].pop())
     return tuple(items[i] for i in sorted(picked))
+
+
+def no_texts_to_score(probes: object, outputs: Mapping[str, list[str]]) -> list[str]:
+    """`texts_to_score` of a dimension scored without an external scorer: nothing to rate."""
+    return []
+
+
+def each_item(key: str) -> str:
+    """`resample_unit` of a dimension whose items are independent: the bootstrap resamples items."""
+    return key

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 REFUSAL = "<refusal>"
 UNPARSED = "<unparsed>"
@@ -59,3 +60,26 @@ class DimensionResult:
 
     def answers(self) -> dict[str, str]:
         return {o.key: o.answer for o in self.outcomes}
+
+    def summary_json(self) -> dict[str, Any]:
+        """The scores and rates, without per-item outcomes (a report's or a re-scoring's view)."""
+        return {
+            "score": self.score, "subscores": dict(self.subscores), "n": self.n,
+            "refusal_rate": self.refusal_rate, "unparsed_rate": self.unparsed_rate,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, outcomes included (a stored baseline's entry); `from_json` reads it back."""
+        return {
+            "dimension": self.dimension, "variant": self.variant, **self.summary_json(),
+            "outcomes": [asdict(o) for o in self.outcomes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DimensionResult:
+        return cls(
+            dimension=data["dimension"], variant=data["variant"], score=data["score"],
+            subscores=dict(data["subscores"]), n=data["n"], refusal_rate=data["refusal_rate"],
+            unparsed_rate=data["unparsed_rate"],
+            outcomes=tuple(ItemOutcome(**o) for o in data["outcomes"]),
+        )

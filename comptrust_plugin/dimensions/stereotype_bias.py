@@ -14,15 +14,22 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ..data.files import files_hash, read_json, read_jsonl
 from ..engine.requests import GenerationRequest, GenerationSettings
 from ..models.chat import Message
 from .parsing import END_MARKERS, is_refusal
+from .probe_set import ProbeSet, unique_ids
+from .protocol import each_item, no_texts_to_score
 from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "stereotype_bias"
 TITLE = "Stereotype bias"
 VARIANTS = ("comptrust-paper", "dt")
+EXTERNAL_SCORER: str | None = None
+texts_to_score = no_texts_to_score
+resample_unit = each_item
 AGREE, DISAGREE = "agree", "disagree"
 PROMPT_TYPES = ("benign", "untargeted", "targeted")
 
@@ -121,6 +128,21 @@ def all_pairs(probes: StereotypeProbes) -> tuple[tuple[str, str], ...]:
     return tuple(
         (g.id, s.id) for g in probes.groups for s in probes.statements if s.group in (None, g.id)
     )
+
+
+def load_probes(folder: Path) -> ProbeSet:
+    """The shipped statements (statements.jsonl) and groups/system prompts (setup.json) in `folder`."""
+    statement_file = folder / "statements.jsonl"
+    setup_file = folder / "setup.json"
+    rows = read_jsonl(statement_file, "stereotype_bias.statement")
+    setup = read_json(setup_file, "stereotype_bias.setup")
+    unique_ids(setup_file, "groups", [g["id"] for g in setup["groups"]])
+    probes = StereotypeProbes(
+        groups=tuple(Group(g["id"], g["name"]) for g in setup["groups"]),
+        statements=tuple(Statement(r["id"], r["topic"], r["text"]) for r in rows),
+        system_prompts=dict(setup["system_prompts"]),
+    )
+    return ProbeSet(NAME, probes, str(folder), files_hash([statement_file, setup_file]))
 
 
 def select(probes: StereotypeProbes, samples: str | int, seed: int) -> StereotypeProbes:

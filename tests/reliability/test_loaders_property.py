@@ -14,9 +14,9 @@ hypothesis = pytest.importorskip("hypothesis")  # a dev extra; .ci/run installs 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from comptrust_plugin.data.decodingtrust import parse_data_option  # noqa: E402
 from comptrust_plugin.data.files import read_jsonl  # noqa: E402
 from comptrust_plugin.data.probes import load_probe_set  # noqa: E402
+from comptrust_plugin.decodingtrust import parse_data_option  # noqa: E402
 from comptrust_plugin.errors import TrustError  # noqa: E402
 from comptrust_plugin.models.registry import ModelEntry, resolve_model  # noqa: E402
 

@@ -12,10 +12,10 @@ hypothesis = pytest.importorskip("hypothesis")  # a dev extra; .ci/run installs 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from comptrust_plugin.dimensions import names  # noqa: E402
 from comptrust_plugin.errors import TrustError  # noqa: E402
 from comptrust_plugin.gate import parse_gate, parse_tolerance  # noqa: E402
-from comptrust_plugin.plugin import DIMENSION_NAMES  # noqa: E402
-from comptrust_plugin.session import parse_samples  # noqa: E402
+from comptrust_plugin.options import parse_samples  # noqa: E402
 from comptrust_plugin.spec import CompressionSpec, SpecError, parse_spec, parse_specs  # noqa: E402
 
 # Pieces of the grammar, glued at random, reach deep into the parser far more often than
@@ -28,7 +28,7 @@ PIECES = st.sampled_from([
 SPEC_TEXT = st.one_of(st.text(max_size=40), st.lists(PIECES, max_size=8).map("".join))
 TOLERANCE_TEXT = st.one_of(
     st.text(max_size=40),
-    st.lists(st.sampled_from([*DIMENSION_NAMES, "toxcity", "=", ",", "5", "-1", "101", "nan", "inf", "2.5", " "]),
+    st.lists(st.sampled_from([*names(), "toxcity", "=", ",", "5", "-1", "101", "nan", "inf", "2.5", " "]),
              max_size=8).map("".join),
 )
 
@@ -59,11 +59,11 @@ def test_spec_lists_raise_only_spec_errors(values: list[str]) -> None:
 @given(TOLERANCE_TEXT)
 def test_tolerance_parser_raises_only_trust_errors(text: str) -> None:
     try:
-        tolerance = parse_tolerance(text, DIMENSION_NAMES)
+        tolerance = parse_tolerance(text, names())
     except TrustError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    for name in DIMENSION_NAMES:
+    for name in names():
         assert 0 <= tolerance.for_dimension(name) <= 100
 
 

@@ -1,0 +1,69 @@
+"""The `comptrust` console script: `comptrust rescore` scores DecodingTrust output files under both variants.
+
+    comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
+    comptrust rescore --dimension fairness --data data/fairness/fairness_data results/fairness/results/MODEL
+
+The reading of its file layouts lives in `comptrust_plugin.decodingtrust` (one module per
+dimension), the metrics in the dimension modules; this module parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .decodingtrust import Rescored, rescore, rescorers
+from .decodingtrust.rescored import VARIANTS
+from .errors import TrustError
+
+
+def render(rescored: Rescored) -> str:
+    lines = [f"{rescored.dimension}: {len(rescored.files)} output file(s)"]
+    for variant in VARIANTS:
+        r = rescored.results[variant]
+        lines.append(
+            f"  {variant:<16} score {r.score:6.2f}   refusal {r.refusal_rate:5.1f}%   "
+            f"unparsed {r.unparsed_rate:5.1f}%   n={r.n}"
+        )
+    for variant in VARIANTS:
+        parts = ", ".join(f"{k}={v:.2f}" for k, v in rescored.results[variant].subscores.items())
+        lines.append(f"  {variant} parts: {parts}")
+    lines += [f"  note: {note}" for note in rescored.notes]
+    return "\n".join(lines)
+
+
+def as_json(rescored: Rescored) -> dict[str, Any]:
+    return {
+        "dimension": rescored.dimension, "files": [str(p) for p in rescored.files], "notes": list(rescored.notes),
+        "results": {
+            v: {"score": r.score, "subscores": r.subscores, "n": r.n, "refusal_rate": r.refusal_rate,
+                "unparsed_rate": r.unparsed_rate}
+            for v, r in rescored.results.items()
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="comptrust", description="comptrust command-line tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser("rescore", help="score DecodingTrust output files under both scoring variants")
+    sub.add_argument("--dimension", required=True, choices=sorted(m.NAME for m in rescorers()))
+    sub.add_argument("--data", default=None, help="DecodingTrust data the outputs refer to (fairness, adv. demos, OOD)")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    sub.add_argument("paths", nargs="+", type=Path, help="output files or folders")
+    args = parser.parse_args(argv)
+    try:
+        rescored = rescore(args.dimension, args.paths, args.data)
+    except TrustError as exc:
+        print(f"comptrust rescore: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(as_json(rescored), indent=2) if args.json else render(rescored))
+    return 0
+
+
+if __name__ == "__main__":  # `python -m comptrust_plugin.cli rescore ...`, as the console script
+    sys.exit(main())
