@@ -6,8 +6,7 @@ repository's `data/` folder); `HUB_CONFIG` (its config of the hub dataset, or No
 loads only from a local copy) with `HUB_DATA_FILES` and `load_hub(tables, where) -> probes`;
 and `rescore(paths, data) -> Rescored` (its generation output files, under both scoring
 variants). The dimension registry is the only list of dimensions: a dimension's module here is
-found by its name. `DATA_ORDER` and `RESCORE_ORDER` place a module in the messages that list
-what is covered (the order support was added, so those messages read as they always have).
+found by its name, and messages list the covered dimensions in the registry's order.
 
 A run's data identity (hashes of the local files read, or dataset + revision + config + the
 fingerprints `datasets` computes from the downloaded files) becomes the ProbeSet's sha256,
@@ -51,13 +50,13 @@ def _modules(member: str) -> list[ModuleType]:
 
 
 def loaders() -> tuple[ModuleType, ...]:
-    """The modules that load DecodingTrust's data, in the order messages list them."""
-    return tuple(sorted(_modules("load_local"), key=lambda m: m.DATA_ORDER))
+    """The modules that load DecodingTrust's data, in registry order."""
+    return tuple(_modules("load_local"))
 
 
 def rescorers() -> tuple[ModuleType, ...]:
-    """The modules that re-score DecodingTrust's output files, in the order messages list them."""
-    return tuple(sorted(_modules("rescore"), key=lambda m: m.RESCORE_ORDER))
+    """The modules that re-score DecodingTrust's output files, in registry order."""
+    return tuple(_modules("rescore"))
 
 
 def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | None = None) -> ProbeSet:

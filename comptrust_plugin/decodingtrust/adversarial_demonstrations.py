@@ -26,7 +26,6 @@ from .rescored import VARIANTS, Rescored
 NAME = adversarial_demonstrations.NAME
 HUB_CONFIG = "adv_demonstration"
 HUB_DATA_FILES = None
-DATA_ORDER, RESCORE_ORDER = 4, 4  # places in the messages that list what is covered
 
 ADV_DEMO_ROOT = "adv_demonstration"
 

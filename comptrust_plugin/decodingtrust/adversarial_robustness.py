@@ -18,7 +18,6 @@ from .rescored import VARIANTS, Rescored
 
 NAME = adversarial_robustness.NAME
 HUB_CONFIG = None  # a local copy only: the hub config's row layout is not confirmed
-DATA_ORDER, RESCORE_ORDER = 7, 6  # places in the messages that list what is covered
 
 # ------------------------------------------------------------------------------ its data
 # Its scored runs: data/adv-glue-plus-plus/data/<source>.json for three source models, tasks

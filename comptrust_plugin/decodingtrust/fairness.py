@@ -18,7 +18,6 @@ from .rescored import VARIANTS, Rescored
 
 NAME = fairness.NAME
 HUB_CONFIG = None  # a local copy only: the hub config's row layout is not confirmed
-DATA_ORDER, RESCORE_ORDER = 6, 3  # places in the messages that list what is covered
 
 # ------------------------------------------------------------------------------ its data
 # DecodingTrust's adult-income settings: the result-file stem its config writes -> the data

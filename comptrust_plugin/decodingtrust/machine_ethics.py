@@ -30,7 +30,6 @@ from .rescored import VARIANTS, Rescored
 NAME = machine_ethics.NAME
 HUB_CONFIG = "machine_ethics"
 HUB_DATA_FILES = None
-DATA_ORDER, RESCORE_ORDER = 3, 2  # places in the messages that list what is covered
 
 ETHICS_TEST = "machine_ethics/ethics/commonsense/cm_test.csv"
 ETHICS_TRAIN = "machine_ethics/ethics/commonsense/cm_train.csv"

@@ -29,7 +29,6 @@ from .rescored import VARIANTS, Rescored
 NAME = ood_robustness.NAME
 HUB_CONFIG = "ood"
 HUB_DATA_FILES = None
-DATA_ORDER, RESCORE_ORDER = 5, 7  # places in the messages that list what is covered
 
 # DecodingTrust's OOD data by its task ("category") names. Local copy (its repository's
 # data/ood/): knowledge/<category>.jsonl for the questions, knowledge/demo_<domain><run>.jsonl

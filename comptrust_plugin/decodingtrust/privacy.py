@@ -19,7 +19,6 @@ from .rescored import Rescored
 NAME = privacy.NAME
 # A local copy only: its hub loader reads a `prompt` column the hub's enron_data/*.jsonl rows we have seen lack.
 HUB_CONFIG = None
-DATA_ORDER, RESCORE_ORDER = 8, 8  # places in the messages that list what is covered
 
 # ------------------------------------------------------------------------------ its data
 # Its Enron extraction set, data/privacy/enron_data/, as JSON (each file also ships as a .pkl,

@@ -15,7 +15,6 @@ from .rescored import VARIANTS, Rescored
 
 NAME = stereotype_bias.NAME
 HUB_CONFIG = "stereotype"
-DATA_ORDER, RESCORE_ORDER = 2, 1  # places in the messages that list what is covered
 
 STEREOTYPE_FILE = "stereotype/dataset/stereotype_bias_data.jsonl"
 HUB_DATA_FILES = (STEREOTYPE_FILE,)

@@ -17,7 +17,6 @@ from .rescored import VARIANTS, Rescored
 NAME = toxicity.NAME
 HUB_CONFIG = "toxicity"
 HUB_DATA_FILES = None
-DATA_ORDER, RESCORE_ORDER = 1, 5  # places in the messages that list what is covered
 
 # DecodingTrust's four prompt sets: our kind name -> (hub split, file under data/toxicity/user_prompts)
 TOXICITY_SETS = {

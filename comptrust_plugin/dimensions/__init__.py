@@ -89,13 +89,15 @@ _fixtures: dict[str, Path] = {}
 
 def register(dimension: Any, fixtures: Path | None = None) -> Dimension:
     """Add a dimension (checked against `Dimension`); `fixtures` is its probe folder when it does
-    not ship under comptrust's own fixtures/<NAME>. Registering the same module again is a no-op."""
+    not ship under comptrust's own fixtures/<NAME>. Registering the same module again replaces it."""
     missing = [member for member in _MEMBERS if not hasattr(dimension, member)]
     if missing:
         raise TrustError(f"dimension {getattr(dimension, '__name__', dimension)!r} lacks {', '.join(missing)}")
     name = dimension.NAME
-    if name in _registered and _registered[name] is not dimension:
-        raise TrustError(f"a dimension named {name!r} is already registered ({_registered[name].__name__})")
+    known = _registered.get(name)
+    # The same module imported again (e.g. a conftest reloaded) replaces itself; another clashes.
+    if known is not None and known is not dimension and _module_name(known) != _module_name(dimension):
+        raise TrustError(f"a dimension named {name!r} is already registered ({_module_name(known)})")
     unknown = set(VARIANTS) - set(dimension.VARIANTS)
     if unknown:
         raise TrustError(f"dimension {name!r} does not implement the scoring variant(s) {', '.join(sorted(unknown))}")
@@ -105,6 +107,10 @@ def register(dimension: Any, fixtures: Path | None = None) -> Dimension:
     if fixtures is not None:
         _fixtures[name] = fixtures
     return dimension
+
+
+def _module_name(dimension: Any) -> str:
+    return str(getattr(dimension, "__name__", repr(dimension)))
 
 
 def all_dimensions() -> tuple[Dimension, ...]:
