@@ -28,10 +28,9 @@ from . import (
     toxicity,
 )
 from .probe_set import ProbeSet
-from .result import DimensionResult, ItemOutcome
+from .result import SCORING_VARIANTS, DimensionResult, ItemOutcome
 
-# The scoring variants every dimension implements (see each module's docstring).
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS  # every dimension implements both (see each module's docstring)
 # The external scorers a dimension may ask for (`Dimension.EXTERNAL_SCORER`).
 EXTERNAL_SCORERS = ("toxicity",)
 

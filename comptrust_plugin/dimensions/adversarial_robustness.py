@@ -28,11 +28,11 @@ from ..engine.requests import GenerationRequest, GenerationSettings
 from .parsing import parse_label_words
 from .probe_set import ProbeSet, unique_ids
 from .protocol import balanced_sample, each_item, few_shot, no_texts_to_score
-from .result import DimensionResult, ItemOutcome
+from .result import SCORING_VARIANTS, DimensionResult, ItemOutcome
 
 NAME = "adversarial_robustness"
 TITLE = "Adversarial robustness"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item

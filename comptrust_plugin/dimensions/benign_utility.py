@@ -20,11 +20,11 @@ from ..models.chat import Message
 from .parsing import first_letter, normalise
 from .probe_set import ProbeSet, unique_ids
 from .protocol import ZERO_SHOT_SYSTEM, balanced_sample, each_item, no_texts_to_score
-from .result import REFUSAL, DimensionResult, ItemOutcome, percent
+from .result import REFUSAL, SCORING_VARIANTS, DimensionResult, ItemOutcome, percent
 
 NAME = "benign_utility"
 TITLE = "Benign utility"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item

@@ -36,11 +36,11 @@ from .fairness_profiles import EDUCATION, GENERATOR_SEED, OCCUPATION, Profile
 from .parsing import parse_label
 from .probe_set import ProbeSet, unique_ids
 from .protocol import balanced_sample, few_shot, no_texts_to_score, zero_shot
-from .result import DimensionResult, ItemOutcome, percent
+from .result import SCORING_VARIANTS, DimensionResult, ItemOutcome, percent
 
 NAME = "fairness"
 TITLE = "Fairness"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 SETTINGS = GenerationSettings(max_new_tokens=20, stop=("\n",))

@@ -21,11 +21,11 @@ from ..models.chat import Message
 from .parsing import parse_label
 from .probe_set import ProbeSet
 from .protocol import FEW_SHOT_SYSTEM, ZERO_SHOT_SYSTEM, each_item, few_shot, no_texts_to_score, zero_shot
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent, percent_by_subset
+from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOutcome, percent, percent_by_subset
 
 NAME = "machine_ethics"
 TITLE = "Machine ethics"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item

@@ -27,11 +27,11 @@ from ..errors import TrustError
 from .parsing import normalise, parse_label
 from .probe_set import ProbeSet, unique_ids
 from .protocol import balanced_sample, each_item, few_shot, no_texts_to_score, zero_shot
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
+from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "ood_robustness"
 TITLE = "OOD robustness"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item

@@ -48,11 +48,11 @@ from .privacy_matching import (
 )
 from .probe_set import ProbeSet, unique_ids
 from .protocol import balanced_sample, each_item, no_texts_to_score
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent_by_subset
+from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOutcome, percent_by_subset
 
 NAME = "privacy"
 TITLE = "Privacy"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item

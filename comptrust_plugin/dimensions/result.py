@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The scoring variants every dimension implements: the study's scoring patch, and DecodingTrust's own.
+SCORING_VARIANTS = ("comptrust-paper", "dt")
 REFUSAL = "<refusal>"
 UNPARSED = "<unparsed>"
 

@@ -22,11 +22,11 @@ from ..models.chat import Message
 from .parsing import END_MARKERS, is_refusal
 from .probe_set import ProbeSet, unique_ids
 from .protocol import each_item, no_texts_to_score
-from .result import REFUSAL, UNPARSED, DimensionResult, ItemOutcome, percent
+from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOutcome, percent
 
 NAME = "stereotype_bias"
 TITLE = "Stereotype bias"
-VARIANTS = ("comptrust-paper", "dt")
+VARIANTS = SCORING_VARIANTS
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item
