@@ -40,9 +40,7 @@ def as_json(rescored: Rescored) -> dict[str, Any]:
     return {
         "dimension": rescored.dimension, "files": [str(p) for p in rescored.files], "notes": list(rescored.notes),
         "results": {
-            v: {"score": r.score, "subscores": r.subscores, "n": r.n, "refusal_rate": r.refusal_rate,
-                "unparsed_rate": r.unparsed_rate}
-            for v, r in rescored.results.items()
+            variant: result.summary_json() for variant, result in rescored.results.items()
         },
     }
 
