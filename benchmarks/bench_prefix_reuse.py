@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from comptrust_plugin.data.probes import load_probe_set  # noqa: E402
-from comptrust_plugin.engine import hf  # noqa: E402
+from comptrust_plugin.engine import batching, hf  # noqa: E402
 from comptrust_plugin.options import TrustOptions, default_cache_dir  # noqa: E402
 from comptrust_plugin.session import TrustSession  # noqa: E402
 
@@ -56,14 +56,14 @@ def run(module, samples: str, shared: bool, models: Path) -> tuple[float, int, d
         requests = module.build_requests(probes)
         backend = handle.engine._backend_now()
         tokens = prompt_tokens(backend, [handle.engine.render(r.messages) for r in requests], shared)
-        saved = hf.MIN_SHARED_PREFIX
-        hf.MIN_SHARED_PREFIX = saved if shared else 10**9
+        saved = batching.MIN_SHARED_PREFIX
+        batching.MIN_SHARED_PREFIX = saved if shared else 10**9
         try:
             start = time.perf_counter()
             outputs = handle.engine.generate(requests)
             seconds = time.perf_counter() - start
         finally:
-            hf.MIN_SHARED_PREFIX = saved
+            batching.MIN_SHARED_PREFIX = saved
         return seconds, tokens, outputs
 
 

@@ -1,11 +1,12 @@
-"""Crash-safe files: atomic writes (temp, fsync, rename), folder manifests, quarantine, and
-memoised content hashes.
+"""Crash-safe files: atomic writes, stored folders built once under a lock, quarantine, content hashes.
 
 Killing a run at any moment leaves either the old file or the new one, never a torn one. What a
 killed process leaves behind (a hidden temp file or build folder) is never read, and is removed
 by the next writer of the same target once its owner is gone. A stored folder (a compressed
-model, a dequantized model) carries a manifest of its file sizes, so a truncated file is caught
-before anything loads it, and a bad entry is moved aside (quarantined), never deleted or used.
+model, a dequantized model) is made by `build_folder` alone: built in a hidden temporary folder
+renamed into place under a file lock, it carries a manifest of its file sizes and a COMPLETE
+marker written last, so a truncated file is caught before anything loads it, and a bad entry is
+moved aside (quarantined), never deleted or used.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 MANIFEST = "MANIFEST.json"
+COMPLETE = "COMPLETE"  # written last into a stored folder: the build finished
+IDENTITY = "IDENTITY.json"  # what a stored folder holds, where its builder names it
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -160,3 +164,64 @@ def quarantine(path: Path, problem: str) -> Path:
     path.rename(target)
     warnings.warn(f"comptrust: {problem}; moved it aside to {target.name} and rebuilding", stacklevel=2)
     return target
+
+
+def folder_problem(folder: Path, identity: Any = None) -> str | None:
+    """Why `folder` is not a complete stored folder (None: it is): no COMPLETE marker, an
+    IDENTITY.json that is unreadable or names something other than `identity` (checked only
+    when `identity` is given), or files that do not match the manifest."""
+    if not (folder / COMPLETE).exists():
+        return "incomplete (no COMPLETE marker: an interrupted build)"
+    if identity is not None:
+        try:
+            stored = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return f"{IDENTITY} is unreadable"
+        if stored != json.loads(json.dumps(identity)):
+            return f"{IDENTITY} names another compression"
+    return manifest_problem(folder)
+
+
+def build_folder(
+    path: Path, build: Callable[[Path], None], what: str, identity: Any = None, temp_name: str | None = None,
+) -> tuple[Path, bool]:
+    """The complete stored folder at `path`, built here if needed: returns (path, built_here).
+
+    `build(tmp)` writes the folder's files into an empty hidden temporary folder next to `path`
+    (named for `temp_name`, default `path.name`, with this process's id: see temp_prefix). Then,
+    in this order: IDENTITY.json (`identity`, when given), the manifest of file sizes, the
+    COMPLETE marker, and one rename into place. All of it runs under a file lock beside `path`,
+    so a second process waits and reuses the folder; the temporary folders of killed builds are
+    removed first; a stored folder that fails `folder_problem` is quarantined (its warning
+    names `what` and the problem) and rebuilt. A failed build leaves nothing behind.
+    """
+    if folder_problem(path, identity) is None:
+        return path, False
+    with locked(path):
+        problem = folder_problem(path, identity)
+        if problem is None:  # another process finished it while we waited
+            return path, False
+        if path.exists():
+            quarantine(path, f"{what} {path.name}: {problem}")  # never reused, kept to inspect
+        name = temp_name or path.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent, name)  # left by a killed build of this folder
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), dir=path.parent))
+        try:
+            build(tmp)
+            if identity is not None:
+                (tmp / IDENTITY).write_text(json.dumps(identity, indent=2, sort_keys=True), encoding="utf-8")
+            write_manifest(tmp)
+            (tmp / COMPLETE).write_text("ok\n", encoding="ascii")
+            tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return path, True
+
+
+def discard_folder(path: Path, what: str, problem: str) -> None:
+    """Quarantine a stored folder found unreadable by its user (the next build_folder rebuilds it)."""
+    with locked(path):
+        if path.exists():
+            quarantine(path, f"{what} {path.name}: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import types
@@ -81,6 +82,37 @@ def test_bad_jsonl_row_names_its_line(tmp_path: Path) -> None:
         load_calibration_text(str(rows))
     with pytest.raises(TrustError, match="no such file"):
         load_calibration_text(str(tmp_path / "missing.txt"))
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_badly_encoded_cal_file_is_a_one_line_error_naming_it(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"latin1{suffix}"
+    text = "caf\u00e9 au lait" if suffix == ".txt" else json.dumps({"text": "caf\u00e9"}, ensure_ascii=False)
+    path.write_bytes(text.encode("latin-1") + b"\n")
+    spec = replace(parse_spec("gptq-4"), calibration=str(path))
+    for read in (lambda: load_calibration_text(str(path)), lambda: calibration_identity(spec)):
+        with pytest.raises(TrustError) as info:
+            read()
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message and "UTF-8" in message
+
+
+def test_jsonl_cal_file_that_is_not_json_names_file_and_line(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "ok"}) + "\n{\"text\": \n", "utf-8")
+    with pytest.raises(TrustError, match=r"rows\.jsonl:2: not valid JSON"):
+        load_calibration_text(str(rows))
+
+
+def test_local_file_identity_is_the_hash_of_its_contents(tmp_path: Path) -> None:
+    """Reading through data/files.py keeps the identity: sha256 of the text as read (for a file
+    with "\n" line ends, of its bytes); a JSONL source hashes its joined "text" fields."""
+    txt = tmp_path / "mine.txt"
+    txt.write_bytes("line one\n\nline two \u2028 still two\n".encode())
+    assert load_calibration_text(str(txt)).sha256 == hashlib.sha256(txt.read_bytes()).hexdigest()
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\r\n" + json.dumps({"text": "c"}), "utf-8")
+    assert load_calibration_text(str(rows)).sha256 == hashlib.sha256("a\u2028b\n\nc".encode()).hexdigest()
 
 
 def _fake_datasets(monkeypatch: pytest.MonkeyPatch, load: object) -> None:

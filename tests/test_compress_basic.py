@@ -1,4 +1,4 @@
-"""Magnitude pruning and round-to-nearest: exact patterns, grid membership, determinism."""
+"""Pruning masks, magnitude pruning and round-to-nearest: exact patterns, grid membership, determinism."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from comptrust_plugin.compress.apply import compress_model
 from comptrust_plugin.compress.grid import group_bounds, quantize_rtn
 from comptrust_plugin.compress.layers import model_linears
-from comptrust_plugin.compress.magnitude import prune_mask_n_m, prune_mask_per_row, prune_mask_unstructured
+from comptrust_plugin.compress.masks import lowest_mask, prune_mask_n_m, prune_mask_per_row, prune_mask_unstructured
 from comptrust_plugin.spec import parse_spec
 
 
@@ -27,6 +27,19 @@ def test_unstructured_mask_is_exact_even_with_ties() -> None:
     assert int(mask.sum()) == 4 and bool(mask[1, 2])
     row_mask = prune_mask_per_row(score, 0.5)
     assert row_mask.sum(dim=1).tolist() == [2, 2]
+
+
+def test_lowest_mask_is_the_same_whichever_way_it_selects() -> None:
+    """One row goes through the k-th value, several through a stable sort: same masks, ties in
+    index order (so magnitude, Wanda and SparseGPT keep their masks bit for bit)."""
+    generator = torch.Generator().manual_seed(0)
+    for score in (torch.rand(7, 50, generator=generator), torch.randint(0, 3, (7, 50), generator=generator).float()):
+        for count in (0, 1, 17, 25, 49, 50):
+            together = lowest_mask(score, count)
+            alone = torch.cat([lowest_mask(score[row : row + 1], count) for row in range(score.shape[0])])
+            assert torch.equal(together, alone) and (together.sum(dim=1) == count).all()
+            sorted_first = torch.sort(score, dim=1, stable=True).indices[:, :count]
+            assert torch.equal(together, torch.zeros_like(together).scatter_(1, sorted_first, True))
 
 
 def test_n_m_mask_keeps_n_of_every_m_including_a_short_tail() -> None:

@@ -372,7 +372,7 @@ def test_embedded_model_gptq_and_awq_beat_rtn(embedded: object) -> None:
     """At the CPU default calibration (16 x 512 tokens), compressing in bf16 as a CPU run of the
     plugin does. Measured in fp32 before the bf16 passes: dense 23.89, rtn-4 30.22, gptq-4 28.43,
     awq-4 26.79, rtn-3 114 (gptq-4 was worse than rtn-4 before the sink-weighted Hessian; see
-    compress/gptq.py)."""
+    compress/hessian.py)."""
     ppl = _perplexities(
         embedded, ("rtn-8", "rtn-4", "rtn-3", "gptq-4", "awq-4"), n_samples=16, seqlen=512, dtype=torch.bfloat16,
     )

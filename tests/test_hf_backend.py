@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import comptrust_plugin.engine.hf as hf
+import comptrust_plugin.engine.batching as batching
 from comptrust_plugin.engine.hf import HFBackend
 from comptrust_plugin.engine.requests import GenerationSettings
 from comptrust_plugin.models.loading import load_model
@@ -39,9 +39,9 @@ def test_batched_equals_one_at_a_time_and_prefix_sharing_is_exact(loaded, monkey
     prompts = _prompts()
     batched = _run(HFBackend(loaded), prompts, settings)
     single = _run(HFBackend(loaded, max_batch_size=1), prompts, settings)
-    monkeypatch.setattr(hf, "PASS_OVERHEAD_TOKENS", 0)  # every suffix length in a pass of its own
+    monkeypatch.setattr(batching, "PASS_OVERHEAD_TOKENS", 0)  # every suffix length in a pass of its own
     split = _run(HFBackend(loaded), prompts, settings)
-    monkeypatch.setattr(hf, "MIN_SHARED_PREFIX", 10**9)
+    monkeypatch.setattr(batching, "MIN_SHARED_PREFIX", 10**9)
     unshared = _run(HFBackend(loaded), prompts, settings)
     assert batched == single == split == unshared
 
@@ -65,7 +65,7 @@ def test_plan_shares_the_long_prefix_only(loaded) -> None:
     encoded = [backend._encode(p) for p in prompts]
     plan = backend.plan(encoded, [(i, 0) for i in range(len(prompts))], 8)
     prefixes = {i: prefix for batch in plan for (i, _), prefix in batch}
-    assert all(prefixes[i] >= hf.MIN_SHARED_PREFIX for i in range(10))
+    assert all(prefixes[i] >= batching.MIN_SHARED_PREFIX for i in range(10))
     assert all(prefixes[i] == 0 for i in range(10, 18))
     assert sorted(i for batch in plan for (i, _), _ in batch) == list(range(18))
     assert len(plan) == 1  # the group and the loose rows share one batch: one decode loop
@@ -73,7 +73,7 @@ def test_plan_shares_the_long_prefix_only(loaded) -> None:
     small = HFBackend(loaded, max_batch_tokens=200)
     tight = small.plan(encoded, [(i, 0) for i in range(len(prompts))], 8)
     assert len(tight) > 1 and sorted(i for batch in tight for (i, _), _ in batch) == list(range(18))
-    assert all(len(b) == 1 or hf._cost(b, encoded, 8) <= 200 for b in tight)
+    assert all(len(b) == 1 or batching.batch_cost(b, encoded, 8) <= 200 for b in tight)
 
 
 def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
@@ -83,24 +83,24 @@ def test_prefill_mixing_prefix_groups_equals_plain_prefill(loaded) -> None:
     prompts = [PREAMBLE + "Q1: sky?", PREAMBLE + "Q2: sea colour?", "Short " * 9 + "one", "Short " * 9 + "two",
                "Alone here"]
     encoded = [backend._encode(p) for p in prompts]
-    long_prefix = hf._common_prefix(encoded[:2])
-    short_prefix = hf._common_prefix(encoded[2:4])
+    long_prefix = batching.common_prefix(encoded[:2])
+    short_prefix = batching.common_prefix(encoded[2:4])
     shared, *_, shared_rows = backend._prefill(encoded, [long_prefix, long_prefix, short_prefix, short_prefix, 0])
     plain, *_, plain_rows = backend._prefill(encoded, [0] * 5)
     # results come in computed order (longest own part first): put both in prompt order
     shared, plain = shared[torch.tensor(shared_rows).argsort()], plain[torch.tensor(plain_rows).argsort()]
     assert long_prefix > short_prefix > 1
     # the heads (long, short, the loose row's first token) run as three passes
-    assert hf.passes([long_prefix, short_prefix, 1], 0) == [[0], [1], [2]]
+    assert batching.passes([long_prefix, short_prefix, 1], 0) == [[0], [1], [2]]
     torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
 
 
 def test_passes_split_where_the_padding_saved_exceeds_the_cost_of_a_pass() -> None:
     # padded tokens + 64 per pass: one pass of all would be 6 x 300 + 64 = 1864
-    assert hf.passes([300, 27, 290, 160, 26, 1], 64) == [[0, 2], [3], [1, 4, 5]]  # 600+160+81+192 = 1033
-    assert hf.passes([40, 39, 38], 64) == [[0, 1, 2]]
-    assert hf.passes([40, 39, 38], 0) == [[0], [1], [2]]
-    assert hf.passes([5], 64) == [[0]] and hf.passes([], 64) == []
+    assert batching.passes([300, 27, 290, 160, 26, 1], 64) == [[0, 2], [3], [1, 4, 5]]  # 600+160+81+192 = 1033
+    assert batching.passes([40, 39, 38], 64) == [[0, 1, 2]]
+    assert batching.passes([40, 39, 38], 0) == [[0], [1], [2]]
+    assert batching.passes([5], 64) == [[0]] and batching.passes([], 64) == []
 
 
 @pytest.mark.parametrize("overhead", [0, 64, 10**9])
@@ -108,11 +108,11 @@ def test_prefill_in_suffix_passes_equals_each_prompt_alone(loaded, monkeypatch, 
     """Suffixes of unlike lengths in passes of their own (written right-aligned into one
     left-padded cache), or all in one: every row's next-token logits, and the logits after
     one decode step through that cache, equal the prompt run alone (fp32)."""
-    monkeypatch.setattr(hf, "PASS_OVERHEAD_TOKENS", overhead)
+    monkeypatch.setattr(batching, "PASS_OVERHEAD_TOKENS", overhead)
     backend = HFBackend(loaded)
     prompts = [PREAMBLE + "Q: " + "why " * k + "?" for k in (0, 3, 9, 20)] + ["Plain " * k + "end" for k in (1, 6, 15)]
     encoded = [backend._encode(p) for p in prompts]
-    shared = hf._common_prefix(encoded[:4])
+    shared = batching.common_prefix(encoded[:4])
     logits, cache, attention, last, rows = backend._prefill(encoded, [shared] * 4 + [0] * 3)
     assert sorted(rows) == list(range(len(prompts)))
     step_ids = logits[:, -1].argmax(-1)
@@ -223,15 +223,15 @@ def test_prefix_groups_follow_the_prefix_tree() -> None:
     encoded += [list(range(5000, 5050))]  # 20: unrelated
     encoded += [system + [9000 + i] * 3 for i in range(3)]  # 21-23: too few for their own group
     rows = [(i, 0) for i in range(len(encoded))]
-    groups, pool = hf.prefix_groups(encoded, rows)
+    groups, pool = batching.prefix_groups(encoded, rows)
     found = {tuple(sorted(i for i, _ in members)): prefix for members, prefix in groups}
     assert found == {tuple(range(10)): 140, tuple(range(10, 20)): 140, (21, 22, 23): 40}
     assert sorted(i for i, _ in pool) == [20]
     # a lone row under the system prompt shares nothing with anyone: pool
-    groups, pool = hf.prefix_groups(encoded[:22], rows[:22])
+    groups, pool = batching.prefix_groups(encoded[:22], rows[:22])
     assert sorted(i for i, _ in pool) == [20, 21]
-    assert hf.prefix_groups([], []) == ([], [])
+    assert batching.prefix_groups([], []) == ([], [])
     # a prompt that is a prefix of another (same next token at the cut): no endless split
     nested = [list(range(100)), list(range(101))]
-    groups, pool = hf.prefix_groups(nested, [(0, 0), (1, 0)])
+    groups, pool = batching.prefix_groups(nested, [(0, 0), (1, 0)])
     assert groups == [([(0, 0), (1, 0)], 99)] and pool == []

@@ -143,7 +143,8 @@ def test_the_hf_backends_numerics_revision_is_in_every_answers_identity(tmp_path
     """A change to how the HF backend computes can move bf16 near-ties: answers computed before
     it must not be served after it (a changed revision misses: see the parametrized test)."""
     from comptrust_plugin.engine.requests import HF_NUMERICS
-    from comptrust_plugin.session import TrustOptions, TrustSession
+    from comptrust_plugin.options import TrustOptions
+    from comptrust_plugin.session import TrustSession
 
     session = TrustSession(TrustOptions(cache_dir=tmp_path / "cache"))
     assert session.handle().engine.identity["numerics"] == HF_NUMERICS

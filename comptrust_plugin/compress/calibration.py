@@ -4,7 +4,8 @@ Sources (`cal=NAME` in a spec):
 - `comptrust-mix` (default): the corpus shipped with comptrust, fixtures/calibration/comptrust-mix.txt,
   our own varied English prose (explanations, instructions, dialogue, stories, facts).
 - a local `.txt` file (used as is) or `.jsonl` file (the "text" field of every row, joined by
-  blank lines).
+  blank lines), read as UTF-8 by data/files.py's readers (an unreadable, badly encoded or
+  malformed file is a one-line TrustError naming the file and line).
 - anything else is a `datasets` dataset name, `NAME` or `NAME:CONFIG`, read from its "train"
   split (or its first split) and its "text" column (or first string column). `datasets` is
   imported only then; offline or unknown names fail with a one-line TrustError.
@@ -17,14 +18,13 @@ hash, name, samples, length, seed) is part of every compressed artifact's identi
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data.files import fixtures_dir
+from ..data.files import fixtures_dir, json_lines, read_text
 from ..errors import TrustError
 from ..spec import DEFAULT_CALIBRATION, CompressionSpec
 from ..storage import user_path
@@ -48,13 +48,7 @@ def _from_text(name: str, text: str) -> CalibrationText:
 
 def _read_jsonl(path: Path, name: str) -> str:
     parts: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise TrustError(f"cal={name}: line {number} is not JSON ({exc.msg})") from None
+    for number, row in json_lines(path, "calibration file"):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise TrustError(f"cal={name}: line {number} has no string field \"text\"")
         parts.append(row["text"])
@@ -96,12 +90,12 @@ def load_calibration_text(name: str) -> CalibrationText:
         path = fixtures_dir() / "calibration" / f"{DEFAULT_CALIBRATION}.txt"
         if not path.is_file():
             raise TrustError(f"the shipped calibration corpus {path} is missing; reinstall comptrust")
-        return _from_text(name, path.read_text(encoding="utf-8"))
+        return _from_text(name, read_text(path, "calibration corpus"))
     path = user_path(name)
     if path.suffix in (".txt", ".jsonl"):
         if not path.is_file():
             raise TrustError(f"cal={name}: no such file")
-        text = _read_jsonl(path, name) if path.suffix == ".jsonl" else path.read_text(encoding="utf-8")
+        text = _read_jsonl(path, name) if path.suffix == ".jsonl" else read_text(path, "calibration file")
         return _from_text(name, text)
     return _from_text(name, _read_dataset(name))
 

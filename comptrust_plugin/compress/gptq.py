@@ -1,8 +1,8 @@
 """GPTQ: quantize column by column, spreading each column's rounding error with the inverse Hessian.
 
-Also home of the Hessian machinery SparseGPT shares: H = 2/n · X Xᵀ accumulated over the
-calibration tokens, dampened by λ = damp · mean(diag H), inverted through Cholesky and kept as
-the upper Cholesky factor of H⁻¹ (the form both algorithms step through).
+The Hessian, its inverse factor and the column sweep are hessian.py's (shared with SparseGPT,
+including its choices: dampening retries, stacked solves of Linears sharing an input, the
+sink-weighted first token); this module holds what makes it GPTQ: the grid and its groups.
 
 Faithful to the reference (IST-DASLab/gptq) with these documented choices:
 - the grid is the shared asymmetric per-group grid of grid.py (shorter last group);
@@ -11,127 +11,23 @@ Faithful to the reference (IST-DASLab/gptq) with these documented choices:
 - with act-order, columns are visited by descending diag(H) but each column keeps the grid of
   its *original* contiguous group, computed up front (the reference's `static_groups`), so
   the stored weights stay on contiguous groups — what grid.py and every checkpoint format
-  expect;
-- if the Cholesky factorisation fails, dampening is multiplied by 10 and retried (at most
-  three times) before giving up with a TrustError;
-- Linears that read the same input (q/k/v, gate/up) share one Hessian and are solved stacked:
-  GPTQ is row-independent, so this equals solving them one by one, at a fraction of the cost;
-- the first token of every calibration window counts SINK_WEIGHT times in H (a departure
-  from the references, shared with SparseGPT). That position becomes the attention sink, the
-  token every head parks its attention on, so its value vector matters far beyond its share
-  of tokens; with one sink per 512 tokens, plain GPTQ pushes the rounding error of the other
-  tokens into it. Measured on SmolLM2-135M (4-bit, g128, 16 x 512 calibration): unweighted,
-  v_proj's output error at position 0 was 170-380% vs RTN's 5-17%, and the model's held-out
-  perplexity was worse than RTN's (25.3 vs 22.8) although every Linear's average error was
-  2-4x lower; weighted x128, the sink error drops below RTN's for +10% on the other tokens.
+  expect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import torch
 
-from ..errors import TrustError
 from .grid import fake_quantize, grid_params, group_bounds
-from .runner import BlockStep, InputGroup
-
-BLOCK_COLUMNS = 128  # lazy-batch width of the reference: updates outside the block are deferred
-SUB_COLUMNS = 32  # inside a block, rank-1 updates stay within this many columns (see lazy_sweep)
-SYMMETRIC_BLOCK = 384  # width of the Hessian blocks multiplied (see HessianAccumulator)
-SINK_WEIGHT = 128.0  # weight of each calibration window's first token in H (see above)
-DAMP_RETRIES = 3
-
-
-@contextmanager
-def column_sweep_threads(device: torch.device) -> Iterator[None]:
-    """One intra-op thread on CPU while sweeping columns, restored afterwards.
-
-    Each column step is a handful of tiny ops (a rank-1 update of <=32 x rows): threading
-    them costs more in synchronisation than it saves, and when the cores are shared with
-    another process it is pathological (measured 0.2 s single-threaded vs 1-12 s with two
-    threads for one stacked q/k/v solve of SmolLM2).
-    """
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-class HessianAccumulator:
-    """Running H = 2/n Σ w·x xᵀ over calibration tokens (float32, in_features²), n = Σ w: every
-    token weighs 1 except, with `seqlen` set, the first of each window, which weighs `sink`.
-
-    Only the blocks on and above the diagonal (SYMMETRIC_BLOCK columns wide) are multiplied;
-    the rest is mirrored once in `hessian()`. Same dot products as one full product (equal
-    to the last bit in our checks), about a third less work for SmolLM2's 1536-wide down_proj.
-    """
-
-    def __init__(self, columns: int, device: torch.device, seqlen: int = 0, sink: float = 1.0) -> None:
-        self.sum = torch.zeros(columns, columns, device=device)
-        self.tokens = 0.0
-        self.seqlen, self.sink = seqlen, sink
-        self.blocks = [(start, min(start + SYMMETRIC_BLOCK, columns))
-                       for start in range(0, columns, SYMMETRIC_BLOCK)]
-
-    def add(self, x: torch.Tensor) -> None:
-        weighted = x
-        if self.seqlen and self.sink != 1.0:
-            weights = torch.ones(x.shape[0], device=x.device)
-            weights[:: self.seqlen] = self.sink  # x is (windows x seqlen) rows, window-major
-            weighted = x * weights[:, None]
-            self.tokens += float(weights.sum())
-        else:
-            self.tokens += x.shape[0]
-        for index, (a0, a1) in enumerate(self.blocks):
-            for b0, b1 in self.blocks[index:]:
-                self.sum[a0:a1, b0:b1].addmm_(weighted[:, a0:a1].T, x[:, b0:b1])
-
-    def hessian(self) -> torch.Tensor:
-        full = self.sum.clone()
-        for index, (a0, a1) in enumerate(self.blocks):
-            for b0, b1 in self.blocks[index + 1 :]:
-                full[b0:b1, a0:a1] = full[a0:a1, b0:b1].T
-        return full.mul_(2.0 / max(self.tokens, 1))
-
-
-def prepare_hessian(weight: torch.Tensor, hessian: torch.Tensor) -> torch.Tensor:
-    """Dead inputs (never non-zero in calibration) get H_ii = 1 and their weights zeroed, as in
-    the references: they cannot affect the calibration outputs, and a zero diagonal would make
-    H singular. Modifies `weight` in place; returns the fixed copy of H."""
-    hessian = hessian.clone()
-    dead = torch.diag(hessian) == 0
-    hessian[dead, dead] = 1
-    weight[:, dead] = 0
-    return hessian
-
-
-def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Tensor, float]:
-    """Upper Cholesky factor of (H + λI)⁻¹, λ = damp · mean(diag H); returns (factor, damp used).
-
-    Retries with 10x the dampening when a factorisation fails (H can be near singular with
-    few calibration tokens or strongly correlated inputs).
-    """
-    mean_diag = torch.diag(hessian).mean()
-    eye = torch.eye(hessian.shape[0], device=hessian.device, dtype=hessian.dtype)
-    current = damp
-    for _ in range(DAMP_RETRIES + 1):
-        damped = hessian + (current * mean_diag) * eye
-        lower, info = torch.linalg.cholesky_ex(damped)
-        if int(info) == 0:
-            inverse = torch.cholesky_inverse(lower)
-            upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
-            if int(info) == 0:
-                return upper, current
-        current *= 10
-    raise TrustError(f"the calibration Hessian stays singular even with dampening {current / 10:g}; "
-                     "use more calibration samples (nsN) or a larger damp")
+from .hessian import (
+    BLOCK_COLUMNS,
+    column_sweep_threads,
+    inverse_hessian_factor,
+    lazy_sweep,
+    prepare_hessian,
+    solve_stacked,
+)
+from .runner import BlockStep
 
 
 def gptq_quantize(
@@ -187,61 +83,6 @@ def gptq_quantize(
     return quantized, used
 
 
-def lazy_sweep(
-    weight: torch.Tensor, hinv: torch.Tensor, block: int, windows: dict[int, int],
-    look: Callable[[int, torch.Tensor], None], target: Callable[[int, torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """The column sweep GPTQ and SparseGPT share; returns the new (rows x cols) weight.
-
-    Column by column, `target(column, w)` gives the column's new values; the error is spread
-    over the columns not yet visited through the upper factor `hinv` of H⁻¹. Updates are
-    lazy, as in the references: within a block of `block` columns they are applied at once
-    only inside a sub-block of SUB_COLUMNS columns, the rest of the block gets one product per
-    sub-block, and later blocks one product per block (same maths, fewer passes over memory).
-    The sweep runs on the transposed weight so that a column is one contiguous row.
-
-    `windows` maps a column to a width: on reaching that column, `look(column, view)` sees
-    the (width x rows) transposed view of the columns from there, with every update from the
-    current block's earlier columns applied to the columns inside the block (the grid fit of
-    GPTQ's groups, SparseGPT's mask choice). Consumes `weight`.
-    """
-    wt = weight.T.contiguous()
-    out = torch.empty_like(wt)
-    cols = wt.shape[0]
-    for b1 in range(0, cols, block):
-        b2 = min(b1 + block, cols)
-        w_block, h_block = wt[b1:b2], hinv[b1:b2, b1:b2]
-        errors = torch.empty_like(w_block)
-        for s1, s2 in _sub_blocks(b1, b2, windows):
-            for i in range(s1, s2):
-                column = b1 + i
-                if column in windows:
-                    look(column, wt[column : column + windows[column]])
-                w = w_block[i]
-                q = target(column, w)
-                out[column] = q
-                err = torch.sub(w, q, out=errors[i]).div_(h_block[i, i])
-                if i + 1 < s2:
-                    w_block[i + 1 : s2].addr_(h_block[i, i + 1 : s2], err, alpha=-1.0)
-            if s2 < b2 - b1:
-                w_block[s2:].addmm_(h_block[s1:s2, s2:].T, errors[s1:s2], alpha=-1.0)
-        if b2 < cols:
-            wt[b2:].addmm_(hinv[b1:b2, b2:].T, errors, alpha=-1.0)
-    return out.T
-
-
-def _sub_blocks(b1: int, b2: int, windows: dict[int, int]) -> list[tuple[int, int]]:
-    """Sub-blocks (block-local) of SUB_COLUMNS columns, split further where a window would
-    otherwise see columns still missing updates of its own sub-block."""
-    starts = set(range(0, b2 - b1, SUB_COLUMNS))
-    for column in sorted(c for c in windows if b1 <= c < b2):
-        i = column - b1
-        following = min((s for s in starts if s > i), default=b2 - b1)
-        if i not in starts and min(i + windows[column], b2 - b1) > following:
-            starts.add(i)
-    ordered = sorted(starts)
-    return list(zip(ordered, ordered[1:] + [b2 - b1]))
-
 
 class GPTQCompressor:
     """Block step of GPTQ: one Hessian per input group, then stacked solves."""
@@ -253,36 +94,9 @@ class GPTQCompressor:
         self.bits, self.group_size, self.act_order, self.damp = bits, group_size, act_order, damp
 
     def compress_block(self, step: BlockStep) -> dict[str, float]:
-        hessians = collect_hessians(step)
-        used_max = self.damp
-        for group in step.input_groups:
-            linears = [step.linears[name] for name in group.names]
-            stacked = torch.cat([lin.weight.data.float() for lin in linears])
-            quantized, used = gptq_quantize(
-                stacked, hessians[group].hessian(), self.bits, self.group_size, self.act_order, self.damp
-            )
-            used_max = max(used_max, used)
-            write_stacked(linears, quantized)
-        return {"damp_max": used_max}
-
-
-def collect_hessians(step: BlockStep) -> dict[InputGroup, HessianAccumulator]:
-    """Run the calibration data through the block, one Hessian per input group."""
-    hessians: dict[InputGroup, HessianAccumulator] = {}
-
-    def observe(group: InputGroup, x: torch.Tensor) -> None:
-        if group not in hessians:
-            hessians[group] = HessianAccumulator(x.shape[1], x.device, step.inputs.shape[1], SINK_WEIGHT)
-        hessians[group].add(x)
-
-    step.observe_inputs(observe)
-    return hessians
-
-
-def write_stacked(linears: list[torch.nn.Linear], stacked: torch.Tensor) -> None:
-    """Split a row-stacked solution back into the Linears it came from."""
-    offset = 0
-    for linear in linears:
-        rows = linear.weight.shape[0]
-        linear.weight.data.copy_(stacked[offset : offset + rows].to(linear.weight.dtype))
-        offset += rows
+        return solve_stacked(
+            step, self.damp,
+            lambda stacked, hessian, _slices: gptq_quantize(
+                stacked, hessian, self.bits, self.group_size, self.act_order, self.damp
+            ),
+        )

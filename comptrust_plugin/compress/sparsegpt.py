@@ -12,24 +12,25 @@ every M consecutive inputs in each row, choosing the M − N to prune when the s
 the run's first column (the reference's rule).
 
 Linears sharing an input (q/k/v, gate/up) share one Hessian and are solved stacked, but
-each keeps its own mask selection (per Linear, as in the reference).
+each keeps its own mask selection (per Linear, as in the reference). The Hessian, its inverse
+factor and the column sweep are hessian.py's (shared with GPTQ); the masks' counting rules
+are masks.py's; this module holds what makes it SparseGPT: the saliency and when it is read.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .gptq import (
+from .hessian import (
     BLOCK_COLUMNS,
-    collect_hessians,
     column_sweep_threads,
     inverse_hessian_factor,
     lazy_sweep,
     prepare_hessian,
-    write_stacked,
+    solve_stacked,
 )
+from .masks import prune_mask_n_m, prune_mask_unstructured
 from .runner import BlockStep
-from .wanda import lowest_mask
 
 
 def sparsegpt_prune(
@@ -64,14 +65,11 @@ def sparsegpt_prune(
         width = current.shape[0]
         saliency = current.T**2 / hinv_diag[column : column + width].unsqueeze(0) ** 2
         if n_m is None:
-            for start, end in slices:
-                part = saliency[start:end].reshape(1, -1)
-                chosen = lowest_mask(part, int(part.numel() * sparsity)).view(end - start, -1)
-                mask[column : column + width, start:end] = chosen.T
-        elif width > keep:
-            lowest = torch.argsort(saliency, dim=1, stable=True)[:, : width - keep]
-            chosen = torch.zeros_like(saliency, dtype=torch.bool).scatter_(1, lowest, True)
-            mask[column : column + width] = chosen.T
+            assert sparsity is not None
+            for start, end in slices:  # the whole window of each Linear, as one comparison group
+                mask[column : column + width, start:end] = prune_mask_unstructured(saliency[start:end], sparsity).T
+        else:  # the window is one run of at most M columns
+            mask[column : column + width] = prune_mask_n_m(saliency, keep, run).T
 
     def prune(column: int, w: torch.Tensor) -> torch.Tensor:
         return torch.where(mask[column], torch.zeros_like(w), w)
@@ -89,18 +87,9 @@ class SparseGPTCompressor:
         self.sparsity, self.n_m, self.damp = sparsity, n_m, damp
 
     def compress_block(self, step: BlockStep) -> dict[str, float]:
-        hessians = collect_hessians(step)
-        used_max = self.damp
-        for group in step.input_groups:
-            linears = [step.linears[name] for name in group.names]
-            slices, offset = [], 0
-            for linear in linears:
-                slices.append((offset, offset + linear.weight.shape[0]))
-                offset += linear.weight.shape[0]
-            stacked = torch.cat([lin.weight.data.float() for lin in linears])
-            pruned, used = sparsegpt_prune(
-                stacked, hessians[group].hessian(), self.sparsity, self.n_m, self.damp, slices
-            )
-            used_max = max(used_max, used)
-            write_stacked(linears, pruned)
-        return {"damp_max": used_max}
+        return solve_stacked(
+            step, self.damp,
+            lambda stacked, hessian, slices: sparsegpt_prune(
+                stacked, hessian, self.sparsity, self.n_m, self.damp, slices
+            ),
+        )

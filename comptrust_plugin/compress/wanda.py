@@ -4,30 +4,19 @@ As in the reference (locuslab/wanda): the statistic per input feature j is the m
 calibration tokens of x_j², the score is |W_ij| · sqrt(that), and unstructured pruning removes
 exactly floor(cols x sparsity) lowest scores in *every output row* (Wanda's per-output
 comparison group); N:M keeps the N highest scores of every M consecutive inputs of a row.
+This module holds the metric and its statistics; the masks themselves are masks.py's.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .magnitude import prune_mask_n_m
+from .masks import prune_mask
 from .runner import BlockStep, InputGroup
 
 
-def lowest_mask(score: torch.Tensor, count: int) -> torch.Tensor:
-    """Mask of exactly `count` lowest entries in each row of `score` (2-D); ties in index order.
-
-    Same contract as magnitude's kthvalue-based mask, through a stable sort, which is an
-    order of magnitude faster on CPU for the widths of real layers.
-    """
-    mask = torch.zeros_like(score, dtype=torch.bool)
-    if count > 0:
-        order = torch.sort(score, dim=1, stable=True).indices[:, :count]
-        mask.scatter_(1, order, True)
-    return mask
-
-
 def wanda_scores(weight: torch.Tensor, feature_sq_mean: torch.Tensor) -> torch.Tensor:
+    """|W_ij| · sqrt(mean x_j²), in float32: a weight's importance to Wanda."""
     return weight.float().abs() * torch.sqrt(feature_sq_mean).unsqueeze(0)
 
 
@@ -35,11 +24,7 @@ def wanda_mask(
     weight: torch.Tensor, feature_sq_mean: torch.Tensor, sparsity: float | None, n_m: tuple[int, int] | None
 ) -> torch.Tensor:
     """Boolean mask of the weights Wanda zeroes (see module docstring for the exact counts)."""
-    score = wanda_scores(weight, feature_sq_mean)
-    if n_m is not None:
-        return prune_mask_n_m(score, *n_m)
-    assert sparsity is not None
-    return lowest_mask(score, int(score.shape[1] * sparsity))
+    return prune_mask(wanda_scores(weight, feature_sq_mean), sparsity, n_m, per_row=True)
 
 
 class WandaCompressor:

@@ -1,4 +1,4 @@
-"""Read JSONL / JSON probe files with schema validation and line-numbered errors."""
+"""Read the project's text, JSONL and JSON files: one-line errors naming the file (and line), schema checks."""
 
 from __future__ import annotations
 
@@ -58,21 +58,33 @@ def numbered_json_lines(path: Path, lines: Iterable[str]) -> Iterator[tuple[int,
         yield number, value
 
 
+def read_text(path: Path, what: str) -> str:
+    """The whole text of a UTF-8 file, line ends normalised as `Path.read_text` does (Python's
+    text mode). A file that cannot be opened, or is not UTF-8, stops with one line naming `path`
+    (and, when it cannot be opened, `what` it was read as)."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise TrustError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    with handle:
+        try:
+            return handle.read()
+        except UnicodeDecodeError:
+            raise TrustError(f"{path}: not UTF-8 text") from None
+
+
+def json_lines(path: Path, what: str) -> Iterator[tuple[int, Any]]:
+    """(1-based line number, parsed value) of each non-blank line of a JSONL file, read by
+    `read_text` and parsed by `numbered_json_lines`: every failure is one line naming the file."""
+    return numbered_json_lines(path, read_text(path, what).split("\n"))
+
+
 def read_jsonl(path: Path, schema_name: str) -> list[dict[str, Any]]:
     """Every row of a JSONL file, each validated; the first bad row raises with its line number."""
     validator = _validator(schema_name)
     rows: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise TrustError(f"{path}: cannot read probe file ({exc.strerror})") from None
-    with handle:
-        try:
-            lines = list(handle)
-        except UnicodeDecodeError:
-            raise TrustError(f"{path}: not UTF-8 text") from None
-    for number, row in numbered_json_lines(path, lines):
+    for number, row in json_lines(path, "probe file"):
         error = next(iter(validator.iter_errors(row)), None)
         if error is not None:
             raise TrustError(f"{path}:{number}: {_describe(error)}")

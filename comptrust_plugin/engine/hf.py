@@ -1,15 +1,15 @@
-"""Hugging Face transformers backend: batched, length-sorted, KV-cached generation.
+"""Hugging Face transformers backend: batched, KV-cached generation and scoring of planned batches.
 
-Prompts are sorted longest-first (an out-of-memory shows up in the first batch) and packed
-into batches under a token budget, left-padded, and decoded with a KV cache. Prompts sharing
-a long prefix (a few-shot preamble) compute it once per batch; one batch can hold several
-such groups and loose prompts, so grouping never costs an extra decode loop. Within a batch,
-prefixes and prompts' own tokens of unlike lengths run in separate passes (`passes`) rather
-than padded to the longest, and the KV cache (`kvcache.ReservedCache`) has room for the new
-tokens, so decoding writes in place instead of copying the cache every step. Each row stops
-at EOS or at a stop string (once it has produced some non-blank text); the batch ends when
-every row has stopped. Sampling uses one seeded generator per row, so an answer does not
-depend on which batch it landed in.
+Batches come from the shared planner (`batching`): prompts sorted longest-first (an
+out-of-memory shows up in the first batch) and packed under a token budget, left-padded, and
+decoded with a KV cache. Prompts sharing a long prefix (a few-shot preamble) compute it once per
+batch; one batch can hold several such groups and loose prompts, so grouping never costs an
+extra decode loop. Within a batch, prefixes and prompts' own tokens of unlike lengths run in
+separate passes (`batching.passes`) rather than padded to the longest, and the KV cache
+(`kvcache.ReservedCache`) has room for the new tokens, so decoding writes in place instead of
+copying the cache every step. Each row stops at EOS or at a stop string (once it has produced
+some non-blank text); the batch ends when every row has stopped. Sampling uses one seeded
+generator per row, so an answer does not depend on which batch it landed in.
 """
 
 from __future__ import annotations
@@ -22,17 +22,10 @@ import torch
 from transformers import DynamicCache
 
 from ..models.loading import LoadedModel
+from . import batching
+from .batching import Batch, Row, default_batch_tokens, passes, plan_batches
 from .kvcache import ReservedCache
 from .requests import GenerationSettings, OnGenerated, OnScored, finish_text
-
-MIN_SHARED_PREFIX = 16  # shorter shared prefixes are not worth a place in the prefix pass
-# The fixed cost of one more forward pass, in tokens of compute: prefixes or suffixes of unlike
-# lengths run in separate passes where the padding they save exceeds this.
-PASS_OVERHEAD_TOKENS = 64
-# Token slots one batch may hold (--trust-batch-tokens overrides; lower it after a GPU OOM).
-DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 8192}
-
-Row = tuple[int, int]  # (prompt index, sample index)
 
 
 class HFBackend:
@@ -80,47 +73,9 @@ class HFBackend:
 
     def plan(
         self, encoded: list[list[int]], rows: list[Row], new_tokens: int, share: bool = True
-    ) -> list[list[tuple[Row, int]]]:
-        """Batches of (row, shared prefix length) pairs; 0 = the row shares nothing.
-
-        Rows are grouped by shared prefix (see `prefix_groups`): a group of few-shot prompts
-        with the same preamble and demonstrations computes that prefix once per batch. A batch
-        may hold several groups and loose rows: their prefixes run as one left-padded pass, then
-        every row's own tokens. Units (a group, or a loose row) are sorted by the own tokens of
-        their longest row, then by prefix length, longest first, so rows with like lengths share
-        a batch, and packed under the token budget (see `_cost`). The plan depends only on the
-        prompts, never on which of them are cached, so numerics do not depend on what was resumed.
-        """
-        groups, pool = prefix_groups(encoded, rows) if share else ([], list(rows))
-        units = groups + [([row], 0) for row in pool]
-
-        def own(row: Row, prefix: int) -> int:
-            return len(encoded[row[0]]) - prefix
-
-        units.sort(key=lambda u: (-max(own(r, u[1]) for r in u[0]), -u[1], min(u[0])))
-        batches: list[list[tuple[Row, int]]] = []
-        current: list[tuple[Row, int]] = []
-        # `_cost` of the open batch, kept incrementally (one prefix per unit: units are disjoint
-        # subtrees of the prefix tree), so planning stays linear in the rows
-        heads: set[int] = set()
-        longest_head = longest_own = 0
-        for unit, (members, prefix) in enumerate(units):
-            for row in sorted(members, key=lambda r: (-own(r, prefix), r)):
-                with_row = (
-                    (len(heads | ({unit} if prefix else set()))) * max(longest_head, prefix)
-                    + (len(current) + 1) * (max(longest_own, own(row, prefix)) + new_tokens)
-                )
-                if current and (len(current) >= self.max_batch_size or with_row > self.max_batch_tokens):
-                    batches.append(current)
-                    current, heads, longest_head, longest_own = [], set(), 0, 0
-                current.append((row, prefix))
-                if prefix:
-                    heads.add(unit)
-                    longest_head = max(longest_head, prefix)
-                longest_own = max(longest_own, own(row, prefix))
-        if current:
-            batches.append(current)
-        return batches
+    ) -> list[Batch]:
+        """Batches of (row, shared prefix length) pairs under this backend's limits (see batching)."""
+        return plan_batches(encoded, rows, new_tokens, self.max_batch_size, self.max_batch_tokens, share)
 
     @torch.inference_mode()
     def _prefill(
@@ -174,7 +129,7 @@ class HFBackend:
         logits = []
         first = 0
         # a pass is at least `keep` wide: the log-likelihood positions lie in the suffix
-        for members in passes([max(len(s), keep) for s in suffixes], PASS_OVERHEAD_TOKENS):
+        for members in passes([max(len(s), keep) for s in suffixes], batching.PASS_OVERHEAD_TOKENS):
             assert members == list(range(first, first + len(members)))  # runs of the sorted rows
             rows = slice(first, first + len(members))
             first += len(members)
@@ -211,7 +166,7 @@ class HFBackend:
         masked, as in a single pass)."""
         ids, mask = self._left_pad(heads)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        runs = passes([len(h) for h in heads], PASS_OVERHEAD_TOKENS)
+        runs = passes([len(h) for h in heads], batching.PASS_OVERHEAD_TOKENS)
         if len(runs) == 1:
             self._forward(
                 input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
@@ -424,31 +379,6 @@ def use_grouped_cpu_attention(model: Any) -> None:
     model.set_attn_implementation(GROUPED_CPU_ATTENTION)
 
 
-def default_batch_tokens(device_type: str) -> int:
-    """The batch budget when --trust-batch-tokens is not given (any non-CUDA device: the CPU one)."""
-    return DEFAULT_BATCH_TOKENS["cuda" if device_type == "cuda" else "cpu"]
-
-
-def passes(lengths: list[int], overhead: int) -> list[list[int]]:
-    """Split items (by index) into forward passes, each padded to its longest item: longest
-    first, and the split that minimizes the padded tokens plus `overhead` tokens per pass (the
-    fixed cost of a pass). Each pass is a run of the items in (-length, index) order."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    best = [0] + [float("inf")] * len(order)
-    start = [0] * (len(order) + 1)
-    for end in range(1, len(order) + 1):
-        for begin in range(end):  # last pass = order[begin:end], padded to its first item
-            cost = best[begin] + (end - begin) * lengths[order[begin]] + overhead
-            if cost < best[end]:
-                best[end], start[end] = cost, begin
-    runs: list[list[int]] = []
-    end = len(order)
-    while end > 0:
-        runs.append(order[start[end] : end])
-        end = start[end]
-    return runs[::-1]
-
-
 def _eos_ids(loaded: LoadedModel) -> set[int]:
     ids: set[int] = set()
     for source in (loaded.tokenizer.eos_token_id, getattr(loaded.model.generation_config, "eos_token_id", None)):
@@ -457,67 +387,3 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
         elif isinstance(source, (list, tuple)):
             ids.update(int(x) for x in source)
     return ids
-
-
-def _cost(batch: list[tuple[Row, int]], encoded: list[list[int]], new_tokens: int) -> int:
-    """Token slots a batch computes and holds: its distinct prefixes, padded to the longest, then
-    every row's own tokens padded to the longest plus the new tokens it decodes."""
-    heads = {tuple(encoded[i][:prefix]) for (i, _), prefix in batch if prefix}
-    longest_head = max((len(h) for h in heads), default=0)
-    longest_own = max(len(encoded[i]) - prefix for (i, _), prefix in batch)
-    return len(heads) * longest_head + len(batch) * (longest_own + new_tokens)
-
-
-def prefix_groups(
-    encoded: list[list[int]], rows: list[Row]
-) -> tuple[list[tuple[list[Row], int]], list[Row]]:
-    """Split rows into groups that share a long token prefix, and a pool of the rest.
-
-    A prefix tree over the prompts: a subtree becomes its own group when at least two distinct
-    prompts are left in it that share at least MIN_SHARED_PREFIX tokens, and that many more
-    than its parent's prefix where the parent's is long enough to share (else they batch as
-    well one level up). So a benchmark whose subjects each have their own five-shot preamble
-    gets one group per subject (sharing the whole preamble), not one group sharing only the
-    system prompt. Rows that fit no group fall back to the nearest group above them, or to
-    the pool. Every row keeps at least one token of its own. Groups cost no extra batch: a
-    batch computes several groups' prefixes in one pass.
-    """
-    groups: list[tuple[list[Row], int]] = []
-
-    def visit(members: list[Row], parent: int) -> list[Row]:
-        """Group what pays in this subtree; return the rows left for the levels above."""
-        prompts = [encoded[i] for i, _ in members]
-        if len({i for i, _ in members}) < 2:
-            return members
-        shared = min(_common_prefix(prompts), min(len(p) for p in prompts) - 1)
-        children: dict[int, list[Row]] = {}
-        for row in members:
-            children.setdefault(encoded[row[0]][shared], []).append(row)
-        leftovers: list[Row] = []
-        if len(children) == 1:  # a prompt that is a prefix of the others: nothing to split
-            leftovers = members
-        else:
-            for child in children.values():
-                leftovers += visit(child, shared)
-        # A node worth its own group: a long enough prefix, enough rows, and clearly more shared
-        # than its parent's prefix (else the rows batch better together one level up).
-        distinct = len({i for i, _ in leftovers})
-        worth = (parent < MIN_SHARED_PREFIX or shared - parent >= MIN_SHARED_PREFIX) and distinct >= 2
-        if shared >= MIN_SHARED_PREFIX and worth:
-            groups.append((leftovers, shared))
-            return []
-        return leftovers
-
-    pool = visit(list(rows), 0) if rows else []
-    return groups, pool
-
-
-def _common_prefix(token_lists: list[list[int]]) -> int:
-    first = token_lists[0]
-    length = min(len(t) for t in token_lists)
-    for tokens in token_lists[1:]:
-        i = 0
-        while i < length and tokens[i] == first[i]:
-            i += 1
-        length = i
-    return length

@@ -1,5 +1,6 @@
-"""vLLM backend (optional extra `comptrust[vllm]`): the same Backend interface as the HF one, for
-large models, throughput and tensor parallelism on CUDA GPUs.
+"""vLLM backend (optional extra `comptrust[vllm]`): the HF backend's interface, served by vLLM on CUDA GPUs.
+
+For large models, throughput and tensor parallelism.
 
 vLLM is imported only when this backend is created, so comptrust installs and runs without it.
 Everything vLLM-specific is a translation: our requests -> `SamplingParams` + prompt token ids,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,16 +20,10 @@ from typing import Any
 import torch
 
 from ..errors import CorruptWeights, TrustError
-from ..storage import (
-    locked,
-    manifest_problem,
-    quarantine,
-    remove_orphans,
-    sha256_file,
-    temp_prefix,
-    write_manifest,
-)
+from ..storage import build_folder, discard_folder, sha256_file
 from .registry import ModelEntry, embedded_gguf_path
+
+DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -208,72 +200,47 @@ def pretrained_source(
 
 
 def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
-    """Dequantize an embedded GGUF model once into `cache_dir/models/<hash>/` (safetensors)."""
+    """Dequantize an embedded GGUF model once into `cache_dir/models/<name>-<hash>-tf<version>-m/`
+    (safetensors; built, checked and quarantined by storage.build_folder)."""
     gguf_path = embedded_gguf_path(entry)
     digest = sha256_file(gguf_path, memo_dir=cache_dir)
     import transformers
 
     # "-m": folders carry a MANIFEST.json of file sizes (older folders are never looked up).
     target = cache_dir / "models" / f"{entry.name}-{digest[:16]}-tf{transformers.__version__}-m"
-    if _stored_model_ok(target):
-        return target
-    with locked(target):
-        if _stored_model_ok(target):  # another process finished it while we waited
-            return target
-        if target.exists():
-            problem = manifest_problem(target) or "incomplete (an interrupted dequantization)"
-            quarantine(target, f"dequantized model {target.name}: {problem}")
-        remove_orphans(target.parent, target.name)  # left by a killed dequantization
-        _dequantize_gguf(gguf_path, target, digest)
-    return target
-
-
-def _stored_model_ok(target: Path) -> bool:
-    return (target / "COMPLETE").exists() and manifest_problem(target) is None
+    path, _ = build_folder(target, lambda folder: _dequantize_gguf(gguf_path, folder, digest), DEQUANTIZED)
+    return path
 
 
 def discard_stored_model(target: Path, problem: str) -> None:
     """Quarantine a dequantized model found unreadable while loading (rebuilt on next use)."""
-    with locked(target):
-        if target.exists():
-            quarantine(target, f"dequantized model {target.name}: {problem}")
+    discard_folder(target, DEQUANTIZED, problem)
 
 
-def _dequantize_gguf(gguf_path: Path, target: Path, digest: str) -> None:
+def _dequantize_gguf(gguf_path: Path, folder: Path, digest: str) -> None:
+    """Write the dequantized model (config, weights, tokenizer, SOURCE.json) into `folder`."""
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), dir=target.parent))
-    try:
-        kwargs = {"gguf_file": gguf_path.name}
-        with _gguf_parsed_once():
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf_path.parent), dtype=torch.float32, **kwargs
-            )
-        config = model.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        config.save_pretrained(tmp)
-        if model.generation_config is not None:
-            model.generation_config.save_pretrained(tmp)
-        tied = bool(getattr(config, "tie_word_embeddings", False))
-        state = {
-            name: tensor.detach().contiguous()
-            for name, tensor in model.state_dict().items()
-            if not (tied and name == "lm_head.weight")
-        }
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tokenizer.save_pretrained(tmp)
-        (tmp / "SOURCE.json").write_text(
-            json.dumps({"gguf": gguf_path.name, "sha256": digest}), encoding="utf-8"
-        )
-        write_manifest(tmp)
-        (tmp / "COMPLETE").write_text("ok\n", encoding="ascii")
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    kwargs = {"gguf_file": gguf_path.name}
+    with _gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(folder)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(folder)
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    state = {
+        name: tensor.detach().contiguous()
+        for name, tensor in model.state_dict().items()
+        if not (tied and name == "lm_head.weight")
+    }
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(folder)
+    (folder / "SOURCE.json").write_text(json.dumps({"gguf": gguf_path.name, "sha256": digest}), encoding="utf-8")
 
 
 @contextmanager

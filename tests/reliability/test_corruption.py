@@ -160,18 +160,12 @@ def test_damaged_dequantized_model_is_quarantined_and_rebuilt(
     again (the dequantization itself is replaced by a stand-in writer here)."""
     from comptrust_plugin.models import loading
     from comptrust_plugin.models.registry import resolve_model
-    from comptrust_plugin.storage import write_manifest
 
     calls: list[Path] = []
 
-    def fake_dequantize(gguf_path: Path, target: Path, digest: str) -> None:
-        calls.append(target)
-        tmp = target.parent / f".{target.name}.build"
-        tmp.mkdir(parents=True)
-        (tmp / "model.safetensors").write_bytes(b"x" * 1000)
-        write_manifest(tmp)
-        (tmp / "COMPLETE").write_text("ok\n")
-        tmp.rename(target)
+    def fake_dequantize(gguf_path: Path, folder: Path, digest: str) -> None:
+        calls.append(folder)  # the build's temporary folder (storage.build_folder adds manifest, marker)
+        (folder / "model.safetensors").write_bytes(b"x" * 1000)
 
     monkeypatch.setattr(loading, "_dequantize_gguf", fake_dequantize)
     monkeypatch.setattr(loading, "sha256_file", lambda path, memo_dir=None: "0" * 64)
