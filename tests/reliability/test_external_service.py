@@ -65,7 +65,7 @@ def _runword_toxicity(pytester: pytest.Pytester, model: Path, cache: Path, repor
     return pytester.runpytest(
         "--pyargs", "trust_tests.test_toxicity", "-p", "no:cacheprovider", f"--model={model}", "--compress=rtn-8",
         "--trust-toxicity-scorer=perspective", f"--trust-cache-dir={cache}", "--trust-samples=12",
-        f"--trust-report={report}",
+        f"--trust-report={report}", "--trust-tolerance=100",  # the scorer's faults are under test, not the gate
     )
 
 
