@@ -100,7 +100,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"## comptrust: {report['model']['name']} — {status}",
         "",
         f"Probe tier `{settings['samples']}`, scoring `{settings['variant']}`, gate `{settings.get('gate', 'point')}`, "
-        f"{settings['device']} {settings['dtype']}, comptrust {report['comptrust_version']}.",
+        f"{settings['device']} {settings['dtype']}, comptrust {report['comptrust_version']}."
+        + (f" Scoring follows DecodingTrust {reference['commit'][:12]} ({reference['what']})."
+           if (reference := settings.get("scoring_reference")) else ""),
         "",
         render_matrix(report["results"], tablefmt="github"),
         "",

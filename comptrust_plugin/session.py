@@ -10,16 +10,17 @@ recorded. This module knows nothing about pytest, so the same run can be scripte
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from . import __version__
 from .baseline import BaselineEntry, BaselineStore
+from .decodingtrust.references import REFERENCES
 from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
 from .dimensions import Dimension
 from .dimensions.agreement import compare_answers
 from .dimensions.probe_set import ProbeSet
-from .dimensions.result import DimensionResult
+from .dimensions.result import SCORING_REVISION, DimensionResult
 from .errors import TrustError
 from .gate import Interval, Verdict, gate, paired_bootstrap
 from .handles import ModelHandle, ModelHandles
@@ -143,8 +144,10 @@ class TrustSession:
             [r.key, [[m.role, m.content] for m in r.messages], repr(r.settings)]
             for r in dimension.build_requests(self.selected(dimension))
         ]
+        reference = REFERENCES[self.options.variant]
         identity: dict[str, Any] = {
             "probe_sha256": self.probes(dimension).sha256, "requests_sha256": stable_hash(requests),
+            "scoring": {"revision": SCORING_REVISION, "reference": reference.commit},
         }
         if dimension.EXTERNAL_SCORER is not None:
             identity["scorer"] = self.scorer.identity()
@@ -224,6 +227,7 @@ class TrustSession:
                 "samples": self.options.samples, "seed": self.options.seed,
                 "device": runtime["device"], "dtype": runtime["dtype"],
                 "variant": self.options.variant,
+                "scoring_reference": asdict(REFERENCES[self.options.variant]),
                 "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
                 "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
                 "baseline": str(self.options.baseline) if self.options.baseline else None,

@@ -26,6 +26,7 @@ from comptrust_plugin.dimensions import (
     stereotype_bias,
     toxicity,
 )
+from comptrust_plugin.dimensions.fairness_answers import fairness_gaps
 from comptrust_plugin.dimensions.result import DimensionResult, ItemOutcome
 
 REFUSE = "I'm sorry, I can't help with that."
@@ -162,6 +163,15 @@ def test_outcome_order_does_not_matter(case: Case) -> None:
 
 
 # ------------------------------------------------------------------------------ fairness
+def _fairlearn_gaps(y_true: list[int], y_pred: list[int], sex: list[str]) -> tuple[float, float]:
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    return (
+        float(demographic_parity_difference(y_true, y_pred, sensitive_features=sex)),
+        float(equalized_odds_difference(y_true, y_pred, sensitive_features=sex)),
+    )
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_pure_python_gaps_equal_fairlearn_on_random_data(seed: int) -> None:
     rng = random.Random(seed)
@@ -174,8 +184,7 @@ def test_pure_python_gaps_equal_fairlearn_on_random_data(seed: int) -> None:
         # every group has both classes (fairlearn's rates are defined everywhere)
         if all({t for t, s in zip(y_true, sex) if s == g} == {0, 1} for g in groups):
             break
-    expected = fairness._fairness_gaps(y_true, y_pred, sex)
-    assert fairness.fairness_gaps(y_true, y_pred, sex) == expected
+    assert fairness_gaps(y_true, y_pred, sex) == _fairlearn_gaps(y_true, y_pred, sex)
 
 
 @pytest.mark.filterwarnings("ignore")
@@ -189,9 +198,10 @@ def test_pure_python_gaps_follow_fairlearn_where_a_group_lacks_a_class() -> None
         ([1, 0, 1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 1, 1, 1, 1]),
     ]
     for y_true, y_pred in cases:
-        assert fairness.fairness_gaps(y_true, y_pred, sex) == fairness._fairness_gaps(y_true, y_pred, sex)
-    assert fairness.fairness_gaps([1, 0], [1, 1], ["male", "male"]) == (1.0, 1.0)  # one group: the worst
-    assert fairness.fairness_gaps([], [], []) == (1.0, 1.0)
+        assert fairness_gaps(y_true, y_pred, sex) == _fairlearn_gaps(y_true, y_pred, sex)
+    one_group = ([1, 0], [1, 1], ["male", "male"])
+    assert fairness_gaps(*one_group) == _fairlearn_gaps(*one_group) == (0.0, 0.0)
+    assert fairness_gaps([], [], []) == (1.0, 1.0)  # no row (fairlearn fails): the worst
 
 
 def test_twins_of_one_profile_and_setting_are_one_resampling_unit() -> None:

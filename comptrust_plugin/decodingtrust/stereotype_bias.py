@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,16 @@ from ..data.files import fixtures_dir, read_json
 from ..dimensions import stereotype_bias
 from ..dimensions.probe_set import ProbeSet
 from ..errors import TrustError, one_line
-from .files import Row, Tables, local_probe_set, output_files, output_jsonl, read_jsonl_rows, require_files
+from .files import (
+    Row,
+    Tables,
+    local_probe_set,
+    output_files,
+    output_jsonl,
+    read_csv_rows,
+    read_jsonl_rows,
+    require_files,
+)
 from .rescored import VARIANTS, Rescored
 
 NAME = stereotype_bias.NAME
@@ -96,31 +106,82 @@ def load_hub(tables: Tables, where: str) -> stereotype_bias.StereotypeProbes:
 
 # ----------------------------------------------------------------------- its output files
 _STEREOTYPE_FILE = re.compile(r"^(\d+)_(\w+)\.jsonl$")
+# (where, user prompt, generation texts) for each row of one output file
+_Rows = list[tuple[str, str, list[str]]]
+
+
+def _csv_topic(path: Path) -> str | None:
+    """The topic of an earlier-layout CSV, `<anything>_<topic>.csv` (topics hold underscores)."""
+    hits = [t for t in stereotype_bias.TOPIC_ORDER if path.stem == t or path.stem.endswith("_" + t)]
+    return max(hits, key=len) if hits else None
+
+
+def _jsonl_rows(path: Path, count: int) -> _Rows:
+    rows: _Rows = []
+    for number, row in output_jsonl(path):
+        where = f"{path}:{number}"
+        prompt = row.get("user_prompt") if isinstance(row, dict) else None
+        if not isinstance(prompt, str):
+            raise TrustError(f"{where}: no user_prompt")
+        texts = []
+        for index in range(count):
+            gen = row.get(f"gen_{index}")
+            if not isinstance(gen, dict) or not isinstance(gen.get("output"), str):
+                raise TrustError(f"{where}: no gen_{index}.output (the file name promises {count} generations)")
+            texts.append(gen["output"])
+        rows.append((where, prompt, texts))
+    return rows
+
+
+def _csv_rows(path: Path) -> _Rows:
+    """The earlier layout: columns model, system_prompt, user_prompt, gen_0..gen_<n-1>, each gen
+    cell a Python-literal dict holding `output` (read as a literal: no code runs)."""
+    rows: _Rows = []
+    for where, row in read_csv_rows(path, what="DecodingTrust output file"):
+        prompt = row.get("user_prompt")
+        gens = sorted((k for k in row if k and re.fullmatch(r"gen_\d+", k)), key=lambda k: int(k[4:]))
+        if not isinstance(prompt, str) or not gens:
+            raise TrustError(f"{where}: expected columns user_prompt and gen_0, gen_1, ...")
+        texts = []
+        for key in gens:
+            try:
+                cell = ast.literal_eval(row[key] or "")
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                cell = None
+            if not isinstance(cell, dict) or not isinstance(cell.get("output"), str):
+                raise TrustError(f"{where}: {key} is not a literal {{'output': ...}} dict")
+            texts.append(cell["output"])
+        rows.append((where, prompt, texts))
+    return rows
 
 
 def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     """Folders benign/, untargeted/, targeted/ of `<n>_<topic>.jsonl` files (lines: user_prompt,
-    gen_0..gen_<n-1> each with output). As the benchmark does, the first line of a prompt counts."""
+    gen_0..gen_<n-1> each with output), or of the earlier layout's `<anything>_<topic>.csv`
+    files. As the benchmark does, the first row of a prompt counts (a CSV holding two models'
+    rows is scored on the first model's)."""
     def keep(p: Path) -> bool:
-        return p.parent.name in stereotype_bias.PROMPT_TYPES and bool(_STEREOTYPE_FILE.match(p.name))
+        if p.parent.name not in stereotype_bias.PROMPT_TYPES:
+            return False
+        return bool(_STEREOTYPE_FILE.match(p.name)) if p.suffix == ".jsonl" else _csv_topic(p) is not None
 
-    files = output_files(paths, "*.jsonl", keep)
+    files = output_files(paths, "*.*", lambda p: p.suffix in (".jsonl", ".csv") and keep(p), "stereotype")
     groups: dict[str, stereotype_bias.Group] = {}
     statements: dict[tuple[str, str], stereotype_bias.Statement] = {}
     outputs: dict[str, list[str]] = {}
     types_seen: set[str] = set()
     for path in files:
-        match = _STEREOTYPE_FILE.match(path.name)
         prompt_type = path.parent.name
-        if match is None or prompt_type not in stereotype_bias.PROMPT_TYPES:
-            raise TrustError(f"{path}: expected <type>/<n>_<topic>.jsonl with type benign, untargeted or targeted")
-        count, topic = int(match.group(1)), match.group(2)
+        match = _STEREOTYPE_FILE.match(path.name)
+        topic = match.group(2) if match else _csv_topic(path)
+        if prompt_type not in stereotype_bias.PROMPT_TYPES or topic is None:
+            raise TrustError(
+                f"{path}: expected <type>/<n>_<topic>.jsonl or <type>/<name>_<topic>.csv with type benign, "
+                "untargeted or targeted"
+            )
         types_seen.add(prompt_type)
-        for number, row in output_jsonl(path):
-            where = f"{path}:{number}"
-            prompt = row.get("user_prompt") if isinstance(row, dict) else None
-            if not isinstance(prompt, str):
-                raise TrustError(f"{where}: no user_prompt")
+        rows = _jsonl_rows(path, int(match.group(1))) if match else _csv_rows(path)
+        for where, prompt, texts in rows:
             group_name = stereotype_group(prompt)
             if group_name is None:
                 raise TrustError(f"{where}: the statement names none of DecodingTrust's 24 groups")
@@ -130,20 +191,15 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
                 (topic, prompt), stereotype_bias.Statement(f"{topic}-{len(statements)}", topic, prompt, group_id)
             )
             key = f"{prompt_type}/{group_id}/{statement.id}"
-            if key in outputs:
-                continue  # the benchmark reads the first line of a repeated prompt
-            texts = []
-            for index in range(count):
-                gen = row.get(f"gen_{index}")
-                if not isinstance(gen, dict) or not isinstance(gen.get("output"), str):
-                    raise TrustError(f"{where}: no gen_{index}.output (the file name promises {count} generations)")
-                texts.append(gen["output"])
-            outputs[key] = texts
+            if key not in outputs:  # the benchmark reads the first row of a repeated prompt
+                outputs[key] = texts
     missing = [t for t in stereotype_bias.PROMPT_TYPES if t not in types_seen]
     if missing:
         raise TrustError(f"stereotype outputs: no {', '.join(missing)}/ folder (the score needs all three types)")
+    # the benchmark's matrix rows run in its group order (its mean sums them in that order)
+    ordered = sorted(groups.values(), key=lambda g: STEREOTYPE_GROUPS.index(g.name))
     probes = stereotype_bias.StereotypeProbes(
-        groups=tuple(groups.values()), statements=tuple(statements.values()),
+        groups=tuple(ordered), statements=tuple(statements.values()),
         system_prompts={t: "" for t in stereotype_bias.PROMPT_TYPES}, instruction="",
     )
     for request in stereotype_bias.build_requests(probes):

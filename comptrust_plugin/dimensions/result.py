@@ -8,6 +8,9 @@ from typing import Any
 
 # The scoring variants every dimension implements: the study's scoring patch, and DecodingTrust's own.
 SCORING_VARIANTS = ("comptrust-paper", "dt")
+# Bumped whenever a variant's classification or arithmetic changes, so that a stored result
+# (a baseline) scored by another revision is never reused.
+SCORING_REVISION = 2
 REFUSAL = "<refusal>"
 UNPARSED = "<unparsed>"
 
