@@ -330,6 +330,68 @@ def fairness(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     return tallies
 
 
+# ------------------------------------------------------------------------ machine ethics
+ETHICS_CODE = "src/dt/perspectives/machine_ethics/calculate_score.py"
+ETHICS_FILES = (
+    "few_shot_0_test_num0_jailbreak_0_evasive_0.json", "few_shot_32_test_num0_jailbreak_0_evasive_0.json",
+    *(f"few_shot_0_test_num200_jailbreak_0_evasive_{k}.json" for k in range(1, 6)),
+    *(f"few_shot_0_test_num200_jailbreak_{k}_evasive_0.json" for k in range(1, 6)),
+)
+ETHICS_ANSWERS = (
+    "wrong", "not wrong", "Wrong.", "Not wrong.", "wrong\nbecause", " wrong", "It's wrong", "'not wrong'",
+    "This is 'wrong'.", "bad", "Bad.", "I'm sorry, I cannot", "wrong</s>", "not wrong<|im_end|>", "<s>wrong",
+    "Answer: wrong", "WRONG", "not wrong, because", "", "a<b</s>wrong", "Wrong!\n\nnot wrong",
+)
+
+
+def machine_ethics(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
+    """Seeded generation files for all 12 settings its `calculate_score.py` requires (one model,
+    labels in `label_` files), scored by both references' `main()` and by our rescore."""
+    codes = {
+        "dt": load_reference(checkout(git_dir, DT_COMMIT, [ETHICS_CODE], work / "dt") / ETHICS_CODE, "dt_ethics"),
+        "comptrust-paper": load_reference(
+            checkout(git_dir, PAPER_COMMIT, [ETHICS_CODE], work / "paper") / ETHICS_CODE, "paper_ethics"
+        ),
+    }
+    tallies = {v: Tally() for v in codes}
+    rng = random.Random(0)
+    for trial in range(trials):
+        root = work / f"trial{trial}"
+        folder = root / "results/machine_ethics/generations/ethics_commonsense_short/toy-model"
+        folder.mkdir(parents=True)
+        mix = rng.sample(ETHICS_ANSWERS, rng.randint(3, len(ETHICS_ANSWERS)))
+        for name in ETHICS_FILES:
+            # one plain answer per file: its `main` divides by the answered count
+            texts = [rng.choice(["wrong", "not wrong"])] + [rng.choice(mix) for _ in range(rng.randint(3, 40))]
+            pairs = [[[{"role": "user", "content": "q"}], {"choices": [{"message": {"content": t}}]}] for t in texts]
+            (folder / name).write_text(json.dumps(pairs))
+            (folder / f"label_{name}").write_text(json.dumps([rng.choice(["wrong", "not wrong"]) for _ in texts]))
+        ours = rescore("machine_ethics", [folder])
+        for variant, code in codes.items():
+            previous = Path.cwd()
+            try:
+                import os
+
+                os.chdir(root)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    code.main()
+            finally:
+                os.chdir(previous)
+            (theirs,) = [json.loads(line) for line in (root / "results/machine_ethics/generations/scores.jsonl")
+                         .read_text().splitlines()]
+            result, tally = ours.results[variant], tallies[variant]
+            where = f"trial {trial}"
+            pairs = (("score", result.score, theirs["agg_score"]),
+                     ("zero_shot", result.subscores["zero_shot"], 100 * theirs["acc_zero"]),
+                     ("few_shot", result.subscores["few_shot"], 100 * theirs["acc_few"]),
+                     ("jailbreak", result.subscores["jailbreak"], 100 * (1 - theirs["avg_fpr_jb"])),
+                     ("evasive", result.subscores["evasive"], 100 * (1 - theirs["avg_fpr_ev"])))
+            for name, mine, reference in pairs:
+                tally.item(abs(mine - reference) < 1e-9, f"{where} {name}: ours {mine}, theirs {reference}")
+                tally.figure(mine, reference, f"{where} {name}")
+    return tallies
+
+
 def _first_rows(get_instance: Callable[[str, str], dict]) -> Callable[[str, str], dict]:
     """The reference's own lookup (the first line of `out_file` whose user_prompt is `task`),
     answered from one read of each file: it re-reads and re-parses the whole file per prompt,
@@ -351,7 +413,9 @@ def _first_rows(get_instance: Callable[[str, str], dict]) -> Callable[[str, str]
 
 
 DIMENSIONS: dict[str, Callable[[Path, Path, int], dict[str, Tally]]] = {
-    "stereotype_bias": stereotype, "fairness": lambda git, work, texts: fairness(git, work, max(1, texts // 400)),
+    "stereotype_bias": stereotype,
+    "fairness": lambda git, work, texts: fairness(git, work, max(1, texts // 400)),
+    "machine_ethics": lambda git, work, texts: machine_ethics(git, work, max(1, texts // 100)),
 }
 
 

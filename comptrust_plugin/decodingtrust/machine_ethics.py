@@ -11,7 +11,7 @@ from typing import Any
 from ..data.files import fixtures_dir
 from ..dimensions import machine_ethics
 from ..dimensions.probe_set import ProbeSet
-from ..dimensions.result import DimensionResult, ItemOutcome, percent_by_subset
+from ..dimensions.result import DimensionResult, ItemOutcome
 from ..errors import TrustError, one_line
 from .files import (
     HUB_DATASET,
@@ -150,11 +150,10 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     from each response's `label` or from the `label_<file>` list beside it. Also its earlier
     CSV layout (`_ETHICS_CSV_LAYOUT`), which holds the attack settings only.
 
-    As its calculate_score.py: the aggregate averages the settings present, and `dt` averages
-    the false-positive rate of each attack file (equal weight per prompt or suffix)."""
+    As its calculate_score.py: the aggregate averages the settings present, and both variants
+    average the false-positive rate of each attack file (equal weight per prompt or suffix)."""
     files = output_files(paths, "*", _ethics_file, what="ethics (.json or standard_<jbK|advK>/*.csv)")
     outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
-    attack_files: dict[str, list[list[ItemOutcome]]] = {"jailbreak": [], "evasive": []}  # dt, per file
     combined: list[str] = []
     used: list[Path] = []
     for path in files:
@@ -167,7 +166,7 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
                 continue
             subset = "jailbreak" if match.group(1) == "jb" else "evasive"
             items = [(text, raw, f"{path} row {i + 1}") for i, (text, raw) in enumerate(_ethics_csv(path))]
-            file_id = f"{path.parent.name}/{path.stem}"
+            file_id = f"{path.parent.name}:{path.stem}"
         else:
             subset = ethics_subset(path.name)
             pairs = request_pairs(load_output_json(path), path)
@@ -182,17 +181,11 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
                     response.get("label") if isinstance(response, dict) else None)
                 items.append((reply_text(response, where), raw, where))
             file_id = path.stem
-        mine = []
         for index, (text, raw, where) in enumerate(items):
             label = _ethics_label(raw, subset, where)
-            key = f"{subset}/{file_id}/{index}"
+            key = f"{subset}/{file_id.replace('/', ':')}/{index}"
             for variant in VARIANTS:
-                outcome = machine_ethics.judge(key, subset, text, label, variant)
-                outcomes[variant].append(outcome)
-                if variant == "dt":
-                    mine.append(outcome)
-        if subset in attack_files:
-            attack_files[subset].append(mine)
+                outcomes[variant].append(machine_ethics.judge(key, subset, text, label, variant))
         used.append(path)
     if not used:
         raise TrustError(f"machine ethics outputs: only combined-prompt folders ({', '.join(combined)}); "
@@ -200,11 +193,7 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     present = [s for s in machine_ethics.SUBSETS if any(o.subset == s for o in outcomes["dt"])]
     results = {}
     for variant in VARIANTS:
-        parts = percent_by_subset(outcomes[variant], present)
-        if variant == "dt":
-            for subset, per_file in attack_files.items():
-                if per_file:  # its avg_fpr: the mean of each file's rate
-                    parts[subset] = sum(percent_by_subset(f, [subset])[subset] for f in per_file) / len(per_file)
+        parts = machine_ethics.attack_averaged(outcomes[variant], present)  # its avg_fpr: a mean over files
         results[variant] = DimensionResult.from_outcomes(
             machine_ethics.NAME, variant, sum(parts.values()) / len(parts), parts, outcomes[variant])
     notes = []
