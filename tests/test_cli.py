@@ -18,7 +18,7 @@ def test_cli_prints_both_variants(tmp_path: Path, capsys: pytest.CaptureFixture[
     root = _ethics_outputs(tmp_path / "ethics")
     assert main(["rescore", "--dimension", "machine_ethics", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "dt" in out and "comptrust-paper" in out and "58.33" in out and "68.75" in out
+    assert "dt" in out and "comptrust-paper" in out and "58.33" in out and "62.50" in out
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
