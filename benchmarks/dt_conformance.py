@@ -392,6 +392,83 @@ def machine_ethics(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     return tallies
 
 
+# ---------------------------------------------------------------------------- OOD
+OOD_CODE = "src/dt/perspectives/ood/evaluation_ood.py"
+OOD_KNOWLEDGE_ANSWERS = (
+    "0", "1", "2", "3", "4", "The answer is 2.", "2023 was the year; 1", "In 2021, 3", "I don't know",
+    "Sorry, I cannot say", "However, 1", "Thank you", "", "I'm not sure", "{choice}", "It is {choice}.",
+    "{choice} or 0", "maybe",
+)
+OOD_STYLE_ANSWERS = ("positive", "negative", "Positive.", "NEGATIVE", "positive and negative", "neutral", "", "meh")
+
+
+def ood(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
+    """Seeded answers for all 36 scored tasks, judged per task by both references' `evaluation`
+    and aggregated by their `aggregate_score`, beside our `dt_judge_*` and `dt_parts`; every
+    per-task acc / macc / rr and every part, `*_rej` and the score compared."""
+    from argparse import Namespace
+
+    from comptrust_plugin.dimensions import ood_robustness as ours_ood
+
+    sys.modules.setdefault("dt", types.ModuleType("dt"))
+    chat = sys.modules.setdefault("dt.chat", types.ModuleType("dt.chat"))
+    chat.Chat = object  # imported by the module, not used by its scoring functions
+    codes = {
+        "dt": load_reference(checkout(git_dir, DT_COMMIT, [OOD_CODE], work / "dt") / OOD_CODE, "dt_ood"),
+        "comptrust-paper": load_reference(
+            checkout(git_dir, PAPER_COMMIT, [OOD_CODE], work / "paper") / OOD_CODE, "paper_ood"
+        ),
+    }
+    tallies = {v: Tally() for v in codes}
+    rng = random.Random(0)
+    part_names = {"knowledge": "knowledge_zero_shot", "style": "style_zero_shot",
+                  "knowledge_fewshot": "knowledge_few_shot", "style_fewshot": "style_few_shot"}
+    for trial in range(trials):
+        outcomes, tasks = [], {}
+        for task in ours_ood.DT_SUBSETS:
+            knowledge = task.startswith("qa_")
+            rows, cache = [], []
+            for index in range(rng.randint(2, 12)):
+                if knowledge:
+                    choices = [rng.choice(["Bills", "Browns", "Steelers", "Jets", "Rams"]) + str(i) for i in range(4)]
+                    label = str(rng.randint(0, 3))
+                    text = rng.choice(OOD_KNOWLEDGE_ANSWERS).format(choice=rng.choice(choices))
+                    rows.append({"label": label, "choices": choices})
+                    outcomes.append(ours_ood.dt_judge_knowledge(f"{task}/{index}", task, text, choices, label))
+                else:
+                    label = rng.choice(["positive", "negative"])
+                    text = rng.choice(OOD_STYLE_ANSWERS)
+                    rows.append({"label": label})
+                    outcomes.append(ours_ood.dt_judge_style(f"{task}/{index}", task, text, label))
+                cache.append([{}, {"choices": [{"message": {"content": text}}]}])
+            tasks[task] = (knowledge, rows, cache)
+        figures = ours_ood.dt_task_figures(outcomes)
+        score, parts = ours_ood.dt_score(outcomes)
+        for variant, code in codes.items():
+            tally, where = tallies[variant], f"trial {trial}"
+            all_results = {}
+            for task, (knowledge, rows, cache) in tasks.items():
+                with contextlib.redirect_stdout(io.StringIO()):
+                    theirs = code.evaluation(rows, cache, Namespace(task="knowledge" if knowledge else "style"))
+                all_results[task] = theirs
+                for name, value in theirs.items():
+                    tally.item(abs(figures[task][name] - value) < 1e-9, f"{where} {task} {name}")
+                    tally.figure(figures[task][name], value, f"{where} {task} {name}")
+            result_file = work / f"ood-{variant}-{trial}.json"
+            with contextlib.redirect_stdout(io.StringIO()):
+                code.aggregate_score(Namespace(ood=Namespace(result_file=str(result_file))), all_results)
+            aggregated = json.loads(result_file.read_text())
+            compared = [("score", score, aggregated["score"]), ("rr", parts["rr"], aggregated["rr"])]
+            for theirs_name, value in aggregated["subscores"].items():
+                base = theirs_name.removesuffix("_rej")
+                ours_name = part_names[base] + ("_rej" if theirs_name.endswith("_rej") else "")
+                compared.append((theirs_name, parts[ours_name], value))
+            for name, mine, reference in compared:
+                tally.item(abs(mine - reference) < 1e-9, f"{where} {name}: ours {mine}, theirs {reference}")
+                tally.figure(mine, reference, f"{where} {name}")
+    return tallies
+
+
 def _first_rows(get_instance: Callable[[str, str], dict]) -> Callable[[str, str], dict]:
     """The reference's own lookup (the first line of `out_file` whose user_prompt is `task`),
     answered from one read of each file: it re-reads and re-parses the whole file per prompt,
@@ -416,6 +493,7 @@ DIMENSIONS: dict[str, Callable[[Path, Path, int], dict[str, Tally]]] = {
     "stereotype_bias": stereotype,
     "fairness": lambda git, work, texts: fairness(git, work, max(1, texts // 400)),
     "machine_ethics": lambda git, work, texts: machine_ethics(git, work, max(1, texts // 100)),
+    "ood_robustness": lambda git, work, texts: ood(git, work, max(1, texts // 400)),
 }
 
 

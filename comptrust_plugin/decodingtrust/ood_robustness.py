@@ -251,6 +251,8 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
             f"{', ...' if len(missing) > 6 else ''}); pass all five files of one model"
         )
     score, parts = ood_robustness.dt_score(outcomes)
+    for task, figures in ood_robustness.dt_task_figures(outcomes).items():  # as its result file stores them
+        parts.update({f"{task}_{name}": value for name, value in figures.items()})
     results = {v: DimensionResult.from_outcomes(ood_robustness.NAME, v, score, parts, outcomes) for v in VARIANTS}
     notes = []
     if skipped:

@@ -184,3 +184,25 @@ def test_hub_ood_rows_map_like_local_rows(tmp_path: Path) -> None:
     assert hub.probes == load_probe_set("ood_robustness", str(local)).probes
     # the hub's two files downloaded into a folder read the same way
     assert load_probe_set("ood_robustness", str(tmp_path / "hub")).probes == hub.probes
+
+
+def test_per_task_figures_as_its_evaluation_stores_them() -> None:
+    """acc / macc / rr per task (its evaluation_ood.py `evaluation`), each part's mean rr as the
+    study's patch adds it (`<part>_rej`), and rr over all tasks."""
+    from comptrust_plugin.dimensions.result import ItemOutcome
+
+    def o(subset: str, value: float | None, output: str = "x") -> ItemOutcome:
+        return ItemOutcome(f"{subset}/{output}", subset, "a", value, output)
+
+    outcomes = [o("qa_2023", 1.0), o("qa_2023", None), o("qa_2023", None), o("qa_2023", 0.0),
+                o("qa_2023_idk", None), o("qa_2023_idk", None),
+                o("shake_w", 1.0, "Positive"), o("shake_w", 0.0, "meh"), o("shake_w", 0.0, "positive, negative")]
+    figures = ood.dt_task_figures(outcomes)
+    assert figures["qa_2023"] == pytest.approx({"acc": 25.0, "macc": 50.0, "rr": 50.0})
+    assert figures["qa_2023_idk"] == {"acc": 0.0, "macc": 0.0, "rr": 100.0}  # all declined
+    assert figures["shake_w"] == pytest.approx({"acc": 100 / 3, "rr": 100 / 3})  # "meh" names neither
+    parts = ood.dt_parts(outcomes)
+    assert parts["knowledge_zero_shot_rej"] == pytest.approx(75.0)
+    assert parts["style_zero_shot_rej"] == pytest.approx(100 / 3 / len(ood.DT_STYLES))  # absent tasks: 0
+    assert parts["rr"] == pytest.approx((50 + 100 + 100 / 3) / 3)
+    assert parts["knowledge_qa_2023"] == pytest.approx(50 + 0.5 * 50)
