@@ -144,6 +144,7 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
     used: list[Path] = []
     skipped = 0
+    partial: list[str] = []
     for path in output_files(paths, "*.jsonl"):
         parts = path.parts
         starts = [i for i, part in enumerate(parts) if part in adversarial_demonstrations.FAMILIES]
@@ -159,8 +160,10 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
         data_file = data / relative.parent / f"{seed}.jsonl"
         rows = output_jsonl(data_file)
         pairs = request_pairs(load_output_json(path), path)
-        if len(pairs) != len(rows):
+        if len(pairs) > len(rows):
             raise TrustError(f"{path}: {len(pairs)} responses but {data_file} has {len(rows)} rows")
+        if len(pairs) < len(rows):  # an unfinished run: the benchmark scores the responses it has
+            partial.append(f"{path.name} ({len(pairs)} of {len(rows)})")
         for index, ((number, row), (_, response)) in enumerate(zip(rows, pairs)):
             if not isinstance(row, dict):
                 raise TrustError(f"{data_file}:{number}: expected a JSON object")
@@ -181,5 +184,7 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
         results[variant] = DimensionResult.from_outcomes(
             adversarial_demonstrations.NAME, variant, main, subscores, outcomes[variant]
         )
-    notes = (f"{skipped} file(s) skipped: sets the benchmark's score does not use",) if skipped else ()
-    return Rescored(adversarial_demonstrations.NAME, tuple(used), results, notes)
+    notes = [f"{skipped} file(s) skipped: sets the benchmark's score does not use"] if skipped else []
+    if partial:
+        notes.append(f"partial output file(s), the rows answered scored as the benchmark does: {', '.join(partial)}")
+    return Rescored(adversarial_demonstrations.NAME, tuple(used), results, tuple(notes))

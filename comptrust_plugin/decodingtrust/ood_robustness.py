@@ -205,6 +205,7 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     seen: set[str] = set()
     skipped: list[str] = []
     stored_off: list[str] = []
+    partial: list[str] = []
     for path in files:
         if path.name not in OOD_FILES:
             raise TrustError(f"{path}: not a DecodingTrust OOD output file ({', '.join(OOD_FILES)})")
@@ -223,11 +224,13 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
             seen.add(subset)
             rows = ood_rows(tables, _ood_test_set(subset), str(data))
             pairs = request_pairs(entry["outputs"], path)
-            if len(pairs) != len(rows):
+            if len(pairs) > len(rows):
                 raise TrustError(
                     f"{path}: task {task!r} has {len(pairs)} outputs but the data has {len(rows)} rows "
                     "(another revision of DecodingTrust's data?)"
                 )
+            if len(pairs) < len(rows):  # an unfinished run: its evaluation scores the outputs it has
+                partial.append(f"{path.name}:{task} ({len(pairs)} of {len(rows)})")
             mine = []
             for index, ((where, row), (_, response)) in enumerate(zip(rows, pairs)):
                 text = reply_text(response, f"{path} {task} item {index}")
@@ -257,6 +260,8 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     notes = []
     if skipped:
         notes.append(f"{len(skipped)} task(s) run by the benchmark but not in its score were skipped")
+    if partial:
+        notes.append(f"partial task(s), the outputs present scored as the benchmark does: {'; '.join(partial[:6])}")
     if stored_off:
         notes.append(f"accuracy differs from the score stored in the file: {'; '.join(stored_off[:5])}")
     return Rescored(ood_robustness.NAME, tuple(files), results, tuple(notes))

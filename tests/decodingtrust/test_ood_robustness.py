@@ -133,9 +133,22 @@ def test_rescore_ood_errors(tmp_path: Path) -> None:
     (out / "style_8shot.json").unlink()
     with pytest.raises(TrustError, match=r"12 of the benchmark's 36 scored tasks missing \(shake_p0.6_base_0"):
         rescore("ood_robustness", [out], data=data)
-    (out / "style.json").write_text(json.dumps({"shake_w": _ood_entry("positive")}))
-    with pytest.raises(TrustError, match=r"style.json: task 'shake_w' has 1 outputs but the data has 2 rows"):
+    (out / "style.json").write_text(json.dumps({"shake_w": _ood_entry("positive", "negative", "positive")}))
+    with pytest.raises(TrustError, match=r"style.json: task 'shake_w' has 3 outputs but the data has 2 rows"):
         rescore("ood_robustness", [out], data=data)
+
+
+def test_rescore_ood_partial_task_scores_the_outputs_present(tmp_path: Path) -> None:
+    """An unfinished run: its evaluation loops over the outputs it has, so the prefix is scored."""
+    data = _ood_data(tmp_path / "data")
+    out = _ood_outputs(tmp_path / "out")
+    style = json.loads((out / "style.json").read_text())
+    style["augment"] = _ood_entry("neutral")  # 1 of its 2 rows, naming no sentiment
+    (out / "style.json").write_text(json.dumps(style))
+    result = rescore("ood_robustness", [out], data=data)
+    assert [o.output for o in result.results["dt"].outcomes if o.subset == "augment"] == ["neutral"]
+    assert result.results["dt"].subscores["augment_rr"] == 100.0
+    assert any("partial task(s)" in n and "style.json:augment (1 of 2)" in n for n in result.notes)
 
 
 # ----------------------------------------------------------- its data as probes (`--trust-data`)
