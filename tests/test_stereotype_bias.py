@@ -190,5 +190,6 @@ def test_real_run_on_embedded_model(pytester: pytest.Pytester, model_cache_dir: 
         for side in ("dense", "compressed"):
             assert row[side]["variant"] == variant and row[side]["n"] == 144
             assert 0 <= row[side]["score"] <= 100
-            assert set(row[side]["subscores"]) == set(sb.PROMPT_TYPES)
+            types = set(sb.PROMPT_TYPES)
+            assert set(row[side]["subscores"]) == types | {f"rejection_{t}" for t in types} | {"rejection"}
         assert row["flip_rate"] is not None and 0 <= row["flip_rate"] <= 100
