@@ -19,6 +19,7 @@ from .files import (
     local_probe_set,
     output_files,
     read_csv_rows,
+    read_json_file,
     read_jsonl_rows,
     reply_text,
     request_pairs,
@@ -31,9 +32,11 @@ HUB_CONFIG = "ood"
 HUB_DATA_FILES = None
 
 # DecodingTrust's OOD data by its task ("category") names. Local copy (its repository's
-# data/ood/): knowledge/<category>.jsonl for the questions, knowledge/demo_<domain><run>.jsonl
-# for demos; styles/dev[_<style>].tsv for the test sets, styles/train_demo[_<style>]_<run>.tsv
-# for demos. Hub (config "ood"): splits "knowledge" and "style", rows tagged by "category".
+# data/ood/), as its main branch ships it: knowledge.json and style.json (test/dev sets and demo
+# sets by name); or the earlier files: knowledge/<category>.jsonl for the questions,
+# knowledge/demo_<domain><run>.jsonl for demos; styles/dev[_<style>].tsv for the test sets,
+# styles/train_demo[_<style>]_<run>.tsv for demos. Hub (config "ood"): splits "knowledge" and
+# "style", rows tagged by "category".
 OOD_ROOT = "ood"
 OOD_KNOWLEDGE_TESTS = ("qa_2023", "qa_2020")
 OOD_KNOWLEDGE_DEMO = "global_facts_0"  # the one demo set our few-shot knowledge setting shows
@@ -67,6 +70,14 @@ def ood_local_tables(root: Path) -> tuple[Tables, list[Path]]:
     if any(p.is_file() for p in hub_files):  # the hub's two files, downloaded
         paths = require_files(base, ["knowledge.jsonl", "style.jsonl"])
         return ood_hub_tables({"knowledge": read_jsonl_rows(paths[0]), "style": read_jsonl_rows(paths[1])}), paths
+    knowledge_json = next((p for p in (base / "knowledge.json", base / "knowledge" / "knowledge.json") if p.is_file()),
+                          None)
+    style_json = next((p for p in (base / "style.json", base / "styles" / "style.json") if p.is_file()), None)
+    if knowledge_json is not None or style_json is not None:  # its main branch: two JSON files
+        if knowledge_json is None or style_json is None:
+            missing = "knowledge.json" if knowledge_json is None else "style.json"
+            raise TrustError(f"{base}: missing DecodingTrust data file {missing} (beside the other one)")
+        return _json_layout_tables(knowledge_json, style_json), [knowledge_json, style_json]
     if not (base / "knowledge").is_dir() and not (base / "styles").is_dir():
         raise TrustError(
             f"{root}: missing DecodingTrust data folders {OOD_ROOT}/knowledge/ and {OOD_ROOT}/styles/ "
@@ -81,6 +92,24 @@ def ood_local_tables(root: Path) -> tuple[Tables, list[Path]]:
         tables[category] = read_csv_rows(path, tsv=True) if path.suffix == ".tsv" else read_jsonl_rows(path)
         paths.append(path)
     return tables, paths
+
+
+def _json_layout_tables(knowledge: Path, style: Path) -> Tables:
+    """Its main branch's layout: knowledge.json {"test": {task: [rows]}, "demo": {set: [rows]}}
+    and style.json {"dev": {style: [rows]}, "train_demo": {set: [rows]}} (a style's test set is
+    its task name; the unstyled set is "base")."""
+    tables: Tables = {}
+    for path, sections in ((knowledge, ("test", "demo")), (style, ("dev", "train_demo"))):
+        content = read_json_file(path)
+        for section in sections:
+            block = content.get(section) if isinstance(content, dict) else None
+            if not isinstance(block, dict):
+                raise TrustError(f"{path}: expected an object with a {section!r} object of tasks")
+            for name, rows in block.items():
+                if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                    raise TrustError(f"{path}: {section}.{name} is not a list of objects")
+                tables[name] = [(f"{path}: {section}.{name}[{i}]", row) for i, row in enumerate(rows)]
+    return tables
 
 
 def ood_hub_tables(tables: Tables) -> Tables:

@@ -219,3 +219,24 @@ def test_per_task_figures_as_its_evaluation_stores_them() -> None:
     assert parts["style_zero_shot_rej"] == pytest.approx(100 / 3 / len(ood.DT_STYLES))  # absent tasks: 0
     assert parts["rr"] == pytest.approx((50 + 100 + 100 / 3) / 3)
     assert parts["knowledge_qa_2023"] == pytest.approx(50 + 0.5 * 50)
+
+
+def test_local_ood_data_in_its_main_branch_layout(tmp_path: Path) -> None:
+    """data/ood/knowledge.json + style.json, as DecodingTrust's main branch ships them."""
+    question = {"question_sentence": "Q?", "choices": ["a", "b", "c", "d"], "answer": ["1"], "question_date": "2023/01/05"}
+    knowledge = {"test": {"qa_2023": [question, question], "qa_2020": [question]}, "demo": {"global_facts_0": [question]}}
+    sentence = {"sentence": "a fine film ", "label": "1", "id": 0}
+    style = {"dev": {s: [sentence] for s in (*ood.DT_STYLES, "base")}, "train_demo": {"base_0": [sentence]}}
+    base = tmp_path / "ood"
+    base.mkdir()
+    (base / "knowledge.json").write_text(json.dumps(knowledge))
+    with pytest.raises(TrustError, match=r"missing DecodingTrust data file style.json"):
+        load_probe_set("ood_robustness", str(tmp_path))
+    (base / "style.json").write_text(json.dumps(style))
+    probes = load_probe_set("ood_robustness", str(tmp_path)).probes
+    assert [q.period for q in probes.questions] == ["recent", "recent", "past"]
+    assert probes.questions[0].answer == 1 and len(probes.knowledge_demos) == 1
+    assert len(probes.style_items) == 1 and probes.style_items[0].label == 1
+    (base / "style.json").write_text(json.dumps({"dev": [], "train_demo": {}}))
+    with pytest.raises(TrustError, match=r"style.json: expected an object with a 'dev' object of tasks"):
+        load_probe_set("ood_robustness", str(tmp_path))
