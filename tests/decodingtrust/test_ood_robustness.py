@@ -223,8 +223,10 @@ def test_per_task_figures_as_its_evaluation_stores_them() -> None:
 
 def test_local_ood_data_in_its_main_branch_layout(tmp_path: Path) -> None:
     """data/ood/knowledge.json + style.json, as DecodingTrust's main branch ships them."""
-    question = {"question_sentence": "Q?", "choices": ["a", "b", "c", "d"], "answer": ["1"], "question_date": "2023/01/05"}
-    knowledge = {"test": {"qa_2023": [question, question], "qa_2020": [question]}, "demo": {"global_facts_0": [question]}}
+    question = {"question_sentence": "Q?", "choices": ["a", "b", "c", "d"], "answer": ["1"],
+                "question_date": "2023/01/05"}
+    knowledge = {"test": {"qa_2023": [question, question], "qa_2020": [question]},
+                 "demo": {"global_facts_0": [question]}}
     sentence = {"sentence": "a fine film ", "label": "1", "id": 0}
     style = {"dev": {s: [sentence] for s in (*ood.DT_STYLES, "base")}, "train_demo": {"base_0": [sentence]}}
     base = tmp_path / "ood"
