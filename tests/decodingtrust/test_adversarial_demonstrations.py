@@ -79,7 +79,8 @@ def test_three_way_snli_sets_and_partial_files(tmp_path: Path) -> None:
     responses than rows) scores the rows answered, as its aggregation does, with a note."""
     data, out = _adv_demo_files(tmp_path)
     rows = [{"input": "premise: a man naps. hypothesis: a man sleeps.", "label": "maybe",
-             "option": ["yes", "maybe", "no"], "examples": [["premise: a cat eats. hypothesis: an animal eats.", "yes"]]}] * 2
+             "option": ["yes", "maybe", "no"],
+             "examples": [["premise: a cat eats. hypothesis: an animal eats.", "yes"]]}] * 2
     _write_jsonl(data / "counterfactual" / "snli_premise_cf" / "42.jsonl", rows)
     (out / "counterfactual" / "snli_premise_cf").mkdir(parents=True)
     (out / "counterfactual" / "snli_premise_cf" / "mymodel_42.jsonl").write_text(
