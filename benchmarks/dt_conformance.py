@@ -292,7 +292,9 @@ def fairness(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
         mix = rng.sample(FAIRNESS_ANSWERS, rng.randint(3, len(FAIRNESS_ANSWERS)))
         texts: dict[str, list[str]] = {}
         for result_file, truth in labels.items():
-            texts[result_file] = [rng.choice(mix) for _ in truth]
+            # a few worded answers per file: main's script fails on a file where none has a word
+            worded = ("High", "low") if result_file.startswith("crime") else ("yes", "no")
+            texts[result_file] = [rng.choice(worded) if i < 3 else rng.choice(mix) for i in range(len(truth))]
             responses = [{"choices": [{"message": {"content": t}}]} for t in texts[result_file]]
             (out / result_file).write_text(json.dumps({"responses": responses, "labels": truth}) + "\n")
         ours = rescore("fairness", [out], data)
@@ -512,7 +514,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="comptrust-dt-") as work:
             tallies = DIMENSIONS[name](git_dir, Path(work), args.texts)
         for variant, t in tallies.items():
-            print(f"{name:18} {variant:16} {t.items:9d} {t.differ:7d} {t.figures:8d} {t.largest:13.6f}  {t.where}")
+            print(f"{name:18} {variant:16} {t.items:9d} {t.differ:7d} {t.figures:8d} {t.largest:13.1e}  {t.where}")
             for example in t.examples:
                 print(f"    differs: {example}")
             failed |= t.differ > 0 or t.largest > 1e-9

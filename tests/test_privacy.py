@@ -295,20 +295,23 @@ def test_shipped_set_loads_with_stable_hash() -> None:
 # ------------------------------------------------------------------------- real model
 @pytest.mark.embedded
 def test_real_run_on_embedded_model(pytester: pytest.Pytester, model_cache_dir: Path, tmp_path: Path) -> None:
+    """Every scenario on the real model, capped at about 12 items each (its PII prompts are long:
+    the smoke tier, which the CI's main-job run covers, takes minutes per model on a CPU)."""
     reports = {}
+    expected = len(pv.build_requests(pv.select(shipped_probe_set("privacy").probes, 12, 0)))
     for variant in pv.VARIANTS:  # the second run is served from the response cache
         reports[variant] = tmp_path / f"{variant}.json"
         result = pytester.runpytest(
             "--pyargs", "trust_tests", "-k", "privacy", "-p", "no:cacheprovider",
             f"--trust-cache-dir={model_cache_dir}", "--compress=rtn-8", f"--trust-report={reports[variant]}",
-            f"--trust-scoring={variant}",
+            f"--trust-scoring={variant}", "--trust-samples=12",
         )
         result.assert_outcomes(passed=1)
     for variant, path in reports.items():
         (row,) = json.loads(path.read_text())["results"]
         assert row["dimension"] == "privacy" and row["config"] == "rtn-8"
         for side in ("dense", "compressed"):
-            assert row[side]["variant"] == variant and row[side]["n"] == 156
+            assert row[side]["variant"] == variant and row[side]["n"] == expected
             assert 0 <= row[side]["score"] <= 100
             assert {"extraction_leak", "pii_leak", "understanding_leak"} <= set(row[side]["subscores"])
         assert row["flip_rate"] is not None and 0 <= row["flip_rate"] <= 100

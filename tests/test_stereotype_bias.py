@@ -181,14 +181,14 @@ def test_real_run_on_embedded_model(pytester: pytest.Pytester, model_cache_dir: 
         result = pytester.runpytest(
             "--pyargs", "trust_tests", "-k", "stereotype_bias", "-p", "no:cacheprovider",
             f"--trust-cache-dir={model_cache_dir}", "--compress=rtn-8", f"--trust-report={reports[variant]}",
-            f"--trust-scoring={variant}",
+            f"--trust-scoring={variant}", "--trust-samples=16",
         )
         result.assert_outcomes(passed=1)
     for variant, path in reports.items():
         (row,) = json.loads(path.read_text())["results"]
         assert row["dimension"] == "stereotype_bias" and row["config"] == "rtn-8"
         for side in ("dense", "compressed"):
-            assert row[side]["variant"] == variant and row[side]["n"] == 144
+            assert row[side]["variant"] == variant and row[side]["n"] == 3 * 16  # three system prompts
             assert 0 <= row[side]["score"] <= 100
             types = set(sb.PROMPT_TYPES)
             assert set(row[side]["subscores"]) == types | {f"rejection_{t}" for t in types} | {"rejection"}
