@@ -57,7 +57,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("--trust-device", "trust_device", "auto (default), cpu, cuda or cuda:N", "auto"),
     OptionSpec(
-        "--trust-dtype", "trust_dtype", "auto (bf16; fp16 on GPUs without bf16), fp32, bf16, fp16", "auto",
+        "--trust-dtype", "trust_dtype",
+        "auto (bf16 where the hardware computes it natively; else fp16 on GPUs, fp32 on CPUs), fp32, bf16, fp16",
+        "auto",
     ),
     OptionSpec("--trust-seed", "trust_seed", "seed for sampling and subsampling (default 0)"),
     OptionSpec(
