@@ -66,10 +66,20 @@ class TrustSession:
 
     # ---------------------------------------------------------------- evaluation
     def probes(self, dimension: Dimension) -> ProbeSet:
+        """The probes from --trust-data; a dimension DecodingTrust's data has no set for runs on
+        its shipped probes, and the report's events say so."""
         if dimension.NAME not in self._probes:
-            from .data.probes import load_probe_set
+            from .data.probes import load_probe_set, shipped_probe_set
+            from .decodingtrust import dimension_module
 
-            self._probes[dimension.NAME] = load_probe_set(dimension.NAME, self.options.data)
+            data = self.options.data
+            if data not in (None, "", "shipped") and not hasattr(dimension_module(dimension.NAME), "load_local"):
+                self._probes[dimension.NAME] = shipped_probe_set(dimension.NAME)
+                self.events.append(
+                    f"{dimension.NAME}: DecodingTrust's data has no set for it; it ran on comptrust's shipped probes"
+                )
+            else:
+                self._probes[dimension.NAME] = load_probe_set(dimension.NAME, data)
         return self._probes[dimension.NAME]
 
     def selected(self, dimension: Dimension) -> Any:

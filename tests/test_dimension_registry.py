@@ -126,10 +126,11 @@ def test_a_tenth_dimension_runs_end_to_end_through_the_registry_alone(
     unknown = toy_project.runpytest(*common, "--trust-tolerance=5,toy_echoo=100")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
     unknown.stderr.fnmatch_lines(["*unknown dimension 'toy_echoo'*"])
-    # DecodingTrust has no such dimension: its data option says so in one line, naming what it covers.
-    data = toy_project.runpytest(*common, f"--trust-data={tmp_path}")
+    # DecodingTrust's data has no set for it: it runs on its shipped probes, and the report says so.
+    data = toy_project.runpytest(*common, f"--trust-data={tmp_path}", f"--trust-report={report}")
     data.assert_outcomes(failed=1)
-    data.stdout.fnmatch_lines(["*toy_echo cannot run on DecodingTrust's data yet (supported: toxicity, *"])
+    events = json.loads(report.read_text())["events"]
+    assert any("toy_echo: DecodingTrust's data has no set for it" in e for e in events), events
 
 
 def test_the_registry_lists_the_nine_dimensions_in_report_order() -> None:
