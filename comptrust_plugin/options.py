@@ -127,6 +127,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "token slots per generation batch (default 32768 on a GPU, 8192 on a CPU); lower it after an OOM",
     ),
     OptionSpec(
+        "--trust-strict-data", "trust_strict_data",
+        "refuse a --trust-data source that lacks part of a dimension (e.g. one adversarial-demonstration "
+        "family) instead of running the parts present", action="store_true",
+    ),
+    OptionSpec(
         "--trust-flips", "trust_flips", "write every item whose answer changed (JSON lines, both outputs) to this path",
     ),
 )
@@ -168,6 +173,7 @@ class TrustOptions:
     fail_on_refusal_shift: bool = False
     # probe data: shipped, decodingtrust[@REVISION] (the hub) or a folder like DecodingTrust's data/
     data: str = "shipped"
+    strict_data: bool = False  # a data source lacking part of a dimension is an error, not a note
     baseline: Path | None = None  # stored dense results to gate against instead of a dense run
     update_baseline: bool = False
     backend: str = "hf"  # inference backend: hf, or vllm (CUDA only; an extra)
@@ -233,6 +239,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         variant=value("trust_scoring"),
         data=value("trust_data"),
+        strict_data=bool(value("trust_strict_data")),
         trust_remote_code=bool(value("trust_remote_code")),
         allow_pickle=bool(value("trust_allow_pickle")),
         toxicity_scorer=value("trust_toxicity_scorer"),

@@ -79,7 +79,11 @@ class TrustSession:
                     f"{dimension.NAME}: DecodingTrust's data has no set for it; it ran on comptrust's shipped probes"
                 )
             else:
-                self._probes[dimension.NAME] = load_probe_set(dimension.NAME, data)
+                probe_set = load_probe_set(dimension.NAME, data)
+                if probe_set.notes and self.options.strict_data:
+                    raise TrustError(f"--trust-strict-data: {dimension.NAME}: {'; '.join(probe_set.notes)}")
+                self.events.extend(f"{dimension.NAME}: {note}" for note in probe_set.notes)
+                self._probes[dimension.NAME] = probe_set
         return self._probes[dimension.NAME]
 
     def selected(self, dimension: Dimension) -> Any:

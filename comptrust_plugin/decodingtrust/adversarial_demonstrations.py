@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,19 @@ def _adv_demo_local(root: Path) -> tuple[Tables, list[Path]]:
         family, setting = found
         tables[f"{family}/{setting}/{path.stem}"] = read_jsonl_rows(path)
         paths.append(path)
-    for family in adversarial_demonstrations.FAMILIES:
-        if not any(k.startswith(family + "/") for k in tables):
-            raise TrustError(f"{base}: no {family} files (the layout of DecodingTrust's data/{ADV_DEMO_ROOT})")
+    if not tables:
+        raise TrustError(
+            f"{base}: no counterfactual, spurious or backdoor files "
+            f"(the layout of DecodingTrust's data/{ADV_DEMO_ROOT})"
+        )
     return tables, paths
+
+
+def _missing_families(tables: Tables, base: Path) -> tuple[str, ...]:
+    missing = [f for f in adversarial_demonstrations.FAMILIES if not any(k.startswith(f + "/") for k in tables)]
+    return (
+        (f"no {', '.join(missing)} files under {base}: the score averages the families present",) if missing else ()
+    )
 
 
 def adv_demo_probes(tables: Tables) -> adversarial_demonstrations.AdvDemoProbes:
@@ -125,8 +135,10 @@ def _family_of_split(name: str) -> str | None:
 
 
 def load_local(root: Path) -> ProbeSet:
+    """The families present under adv_demonstration/ (one missing is a note, not an error)."""
     tables, paths = _adv_demo_local(root)
-    return local_probe_set(NAME, adv_demo_probes(tables), root, paths)
+    probe_set = local_probe_set(NAME, adv_demo_probes(tables), root, paths)
+    return replace(probe_set, notes=_missing_families(tables, root / ADV_DEMO_ROOT))
 
 
 def load_hub(tables: Tables, where: str) -> adversarial_demonstrations.AdvDemoProbes:

@@ -16,6 +16,8 @@ class ProbeSet:
     probes: Any  # the dimension's own probe dataclass
     source: str  # where it came from (folder)
     sha256: str  # content hash of every file read
+    # what the source lacked that a complete run has (a run says so; --trust-strict-data refuses it)
+    notes: tuple[str, ...] = ()
 
 
 def unique_ids(path: Path, section: str, ids: Iterable[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from comptrust_plugin.data.probes import load_probe_set
 from comptrust_plugin.decodingtrust import rescore
 from comptrust_plugin.dimensions import adversarial_demonstrations as ad
+from comptrust_plugin.errors import TrustError
 
 from .helpers import _response, _write_jsonl
 
@@ -94,3 +95,27 @@ def test_three_way_snli_sets_and_partial_files(tmp_path: Path) -> None:
     assert len(snli) == 2 and all(i.task == "nli3" for i in snli)
     request = next(r for r in ad.build_requests(probes) if "snli" in r.key)
     assert any('"maybe"' in m.content for m in request.messages)
+
+
+def test_a_missing_family_is_a_note_and_strict_data_refuses_it(tmp_path: Path) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from comptrust_plugin import dimensions
+    from comptrust_plugin.options import TrustOptions
+    from comptrust_plugin.session import TrustSession
+
+    data, _ = _adv_demo_files(tmp_path)
+    shutil.rmtree(data / "backdoor")
+    probe_set = load_probe_set("adversarial_demonstrations", str(data.parent))
+    assert {i.family for i in probe_set.probes.items} == {"counterfactual", "spurious"}
+    assert probe_set.notes and "no backdoor files" in probe_set.notes[0]
+    options = TrustOptions(cache_dir=tmp_path / "cache", data=str(data.parent))
+    session = TrustSession(options)
+    dimension = dimensions.get("adversarial_demonstrations")
+    assert session.probes(dimension).notes == probe_set.notes
+    assert any("adversarial_demonstrations: no backdoor files" in e for e in session.events)
+    strict = TrustSession(replace(options, strict_data=True))
+    with pytest.raises(TrustError, match=r"--trust-strict-data: adversarial_demonstrations: no backdoor files"):
+        strict.probes(dimension)
+
