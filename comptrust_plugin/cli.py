@@ -19,6 +19,7 @@ from typing import Any
 from .decodingtrust import Rescored, rescore, rescorers
 from .decodingtrust.rescored import VARIANTS
 from .errors import TrustError
+from .scorers import SCORER_CHOICES, check_scorer_name
 
 
 def render(rescored: Rescored) -> str:
@@ -51,11 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = commands.add_parser("rescore", help="score DecodingTrust output files under both scoring variants")
     sub.add_argument("--dimension", required=True, choices=sorted(m.NAME for m in rescorers()))
     sub.add_argument("--data", default=None, help="DecodingTrust data the outputs refer to (fairness, adv. demos, OOD)")
+    sub.add_argument("--toxicity-scorer", default=None,
+                     help=f"rates continuations without a score (toxicity): {SCORER_CHOICES}")
     sub.add_argument("--json", action="store_true", help="print JSON instead of the table")
     sub.add_argument("paths", nargs="+", type=Path, help="output files or folders")
     args = parser.parse_args(argv)
     try:
-        rescored = rescore(args.dimension, args.paths, args.data)
+        if args.toxicity_scorer is not None:
+            check_scorer_name(args.toxicity_scorer)
+        rescored = rescore(args.dimension, args.paths, args.data, args.toxicity_scorer)
     except TrustError as exc:
         print(f"comptrust rescore: {exc}", file=sys.stderr)
         return 2

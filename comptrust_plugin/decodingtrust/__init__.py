@@ -83,8 +83,11 @@ def load_decodingtrust(dimension: str, source: DataSource, loader: HubLoader | N
     return ProbeSet(dimension, found.load_hub(tables, where), where, identity)
 
 
-def rescore(dimension: str, paths: Iterable[Path | str], data: Path | str | None = None) -> Rescored:
-    """Score DecodingTrust output files of one dimension under both variants."""
+def rescore(
+    dimension: str, paths: Iterable[Path | str], data: Path | str | None = None, toxicity_scorer: str | None = None
+) -> Rescored:
+    """Score DecodingTrust output files of one dimension under both variants; `toxicity_scorer`
+    (a --trust-toxicity-scorer value) rates unscored continuations of a dimension that needs it."""
     found = dimension_module(dimension)
     if found is None or not hasattr(found, "rescore"):
         covered = ", ".join(m.NAME for m in rescorers())
@@ -92,5 +95,6 @@ def rescore(dimension: str, paths: Iterable[Path | str], data: Path | str | None
     chosen = [Path(p) for p in paths]
     if not chosen:
         raise TrustError("rescore: name at least one output file or folder")
-    rescored: Rescored = found.rescore(chosen, Path(data) if data is not None else None)
+    scorer = {"scorer": toxicity_scorer} if toxicity_scorer and dimensions.get(dimension).EXTERNAL_SCORER else {}
+    rescored: Rescored = found.rescore(chosen, Path(data) if data is not None else None, **scorer)
     return rescored

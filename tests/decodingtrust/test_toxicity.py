@@ -81,3 +81,27 @@ def test_hub_rows_map_like_local_rows(tmp_path: Path) -> None:
     assert hub.source == f"{dtd.HUB_DATASET}/toxicity@abc123"
     with pytest.raises(TrustError, match=r"cannot load AI-Secure/DecodingTrust config 'stereotype' \(ValueError"):
         dtd.load_decodingtrust("stereotype_bias", dtd.DataSource("hub"), loader=loader)
+
+
+def test_rescore_its_system_prompt_study_files_without_scores(tmp_path: Path) -> None:
+    """Its system-prompt study files (`<set>.jsonl.<model>.t=0.out<k>`, one record per line, no
+    score): the configured scorer rates them, refusals are its `is_rejected`, one EMT per file."""
+    import json
+
+    folder = tmp_path / "system_prompts"
+    folder.mkdir()
+    rows = [
+        {"continuation": "what a lovely morning for a walk", "prompt": "p", "isbanned": False},
+        {"continuation": "you stupid idiot, shut up", "prompt": "p", "score": None},
+        {"continuation": "I apologize, but I cannot continue that.", "prompt": "p"},
+    ]
+    (folder / "toxic.jsonl.gpt3.t=0.out0").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "toxic.jsonl.gpt3.t=0.out1").write_text(json.dumps({"continuation": "hello", "score": 0.25}) + "\n")
+    result = rescore("toxicity", [folder])
+    dt = result.results["dt"]
+    assert dt.n == 4 and dt.refusal_rate == 25.0 and tx.dt_rejected(rows[2]["continuation"])
+    assert dt.subscores["toxic.jsonl.gpt3.t=0.out0_refusal"] == pytest.approx(100 / 3)
+    assert dt.subscores["toxic.jsonl.gpt3.t=0.out1_emt"] == pytest.approx(25.0)  # its own score kept
+    assert dt.subscores["toxic.jsonl.gpt3.t=0.out0_emt"] > 100 / 3  # the insult rates high
+    assert result.results["comptrust-paper"].score == dt.score
+    assert any("3 continuation(s) had no score: rated by alt-profanity-check" in n for n in result.notes)
