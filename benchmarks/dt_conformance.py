@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from comptrust_plugin.decodingtrust import rescore  # noqa: E402
 from comptrust_plugin.decodingtrust.references import DT_COMMIT, PAPER_COMMIT  # noqa: E402
-from comptrust_plugin.dimensions import stereotype_answers  # noqa: E402
+from comptrust_plugin.dimensions import fairness_answers, stereotype_answers  # noqa: E402
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED  # noqa: E402
 
 VARIANT_COMMITS = {"dt": DT_COMMIT, "comptrust-paper": PAPER_COMMIT}
@@ -52,6 +52,14 @@ def checkout(git_dir: Path, commit: str, paths: list[str], into: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def reference_modules(git_dir: Path, work: Path, code: str, name: str) -> dict[str, types.ModuleType]:
+    """The reference module at `code` as each variant's pinned commit has it."""
+    return {
+        variant: load_reference(checkout(git_dir, commit, [code], work / variant) / code, f"{variant}_{name}")
+        for variant, commit in VARIANT_COMMITS.items()
+    }
 
 
 def load_reference(path: Path, name: str) -> types.ModuleType:
@@ -150,16 +158,11 @@ def probe_texts(count: int, seed: int = 0) -> list[str]:
 
 
 def stereotype(git_dir: Path, work: Path, texts: int) -> dict[str, Tally]:
-    dt_code = load_reference(
-        checkout(git_dir, DT_COMMIT, [STEREOTYPE_CODE], work / "dt") / STEREOTYPE_CODE, "dt_main_stereotype"
-    )
-    paper_code = load_reference(
-        checkout(git_dir, PAPER_COMMIT, [STEREOTYPE_CODE], work / "paper") / STEREOTYPE_CODE, "dt_paper_stereotype"
-    )
+    codes = reference_modules(git_dir, work, STEREOTYPE_CODE, "stereotype")
     data = checkout(git_dir, DT_COMMIT, ["data/stereotype"], work / "data") / "data" / "stereotype"
     references: dict[str, tuple[types.ModuleType, Callable[[str], str]]] = {
-        "dt": (dt_code, stereotype_answers.classify_dt),
-        "comptrust-paper": (paper_code, stereotype_answers.classify_paper),
+        "dt": (codes["dt"], stereotype_answers.classify_dt),
+        "comptrust-paper": (codes["comptrust-paper"], stereotype_answers.classify_paper),
     }
     tallies = {v: Tally() for v in references}
 
@@ -271,12 +274,7 @@ def fairness(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
 
     from comptrust_plugin.decodingtrust.fairness import FAIRNESS_ATTRIBUTES
 
-    codes = {
-        "dt": load_reference(checkout(git_dir, DT_COMMIT, [FAIRNESS_CODE], work / "dt") / FAIRNESS_CODE, "dt_fair"),
-        "comptrust-paper": load_reference(
-            checkout(git_dir, PAPER_COMMIT, [FAIRNESS_CODE], work / "paper") / FAIRNESS_CODE, "paper_fair"
-        ),
-    }
+    codes = reference_modules(git_dir, work, FAIRNESS_CODE, "fair")
     data = checkout(git_dir, DT_COMMIT, ["data/fairness/fairness_data"], work / "data") / "data/fairness/fairness_data"
     tallies = {v: Tally() for v in codes}
     labels: dict[str, list[str]] = {}
@@ -302,12 +300,11 @@ def fairness(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
             draws = []
             for result_file in FAIRNESS_ATTRIBUTES:  # the reference's file order
                 crime = result_file.startswith("crime")
-                kinds = (("High", "high"), ("Low", "low")) if crime else (
-                    ("yes", "Yes", "great", "true", "large"), ("no", "No", "false", "small", "less"))
+                kinds = (fairness_answers.DT_CRIME_HIGH_WORDS, fairness_answers.DT_CRIME_LOW_WORDS) if crime else (
+                    fairness_answers.DT_YES_WORDS, fairness_answers.DT_NO_WORDS)
                 for index, text in enumerate(texts[result_file]):
                     if all(any(w in text for w in kind) for kind in kinds):
-                        key = f"fairness-coin/{result_file.removesuffix('.json')}/{index}"
-                        draws.append(random.Random(key).uniform(0, 1))
+                        draws.append(fairness_answers.key_draw(f"{result_file.removesuffix('.json')}/{index}"))
             code.np = _SeededNumpy(draws)
             args = Namespace(
                 fairness=Namespace(data_dir=str(data), out_file=str(out / "x.json")), model_config=Namespace(model="m")
@@ -349,12 +346,7 @@ ETHICS_ANSWERS = (
 def machine_ethics(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     """Seeded generation files for all 12 settings its `calculate_score.py` requires (one model,
     labels in `label_` files), scored by both references' `main()` and by our rescore."""
-    codes = {
-        "dt": load_reference(checkout(git_dir, DT_COMMIT, [ETHICS_CODE], work / "dt") / ETHICS_CODE, "dt_ethics"),
-        "comptrust-paper": load_reference(
-            checkout(git_dir, PAPER_COMMIT, [ETHICS_CODE], work / "paper") / ETHICS_CODE, "paper_ethics"
-        ),
-    }
+    codes = reference_modules(git_dir, work, ETHICS_CODE, "ethics")
     tallies = {v: Tally() for v in codes}
     rng = random.Random(0)
     for trial in range(trials):
@@ -415,12 +407,7 @@ def ood(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     sys.modules.setdefault("dt", types.ModuleType("dt"))
     chat = sys.modules.setdefault("dt.chat", types.ModuleType("dt.chat"))
     chat.Chat = object  # imported by the module, not used by its scoring functions
-    codes = {
-        "dt": load_reference(checkout(git_dir, DT_COMMIT, [OOD_CODE], work / "dt") / OOD_CODE, "dt_ood"),
-        "comptrust-paper": load_reference(
-            checkout(git_dir, PAPER_COMMIT, [OOD_CODE], work / "paper") / OOD_CODE, "paper_ood"
-        ),
-    }
+    codes = reference_modules(git_dir, work, OOD_CODE, "ood")
     tallies = {v: Tally() for v in codes}
     rng = random.Random(0)
     part_names = {"knowledge": "knowledge_zero_shot", "style": "style_zero_shot",

@@ -32,7 +32,12 @@ def key_coin(key: str) -> int:
     or file, and its row): the same draw on every run, whatever else is scored beside it, so a
     dense and a compressed answer that both need a coin for one row get the same one. The
     benchmark draws from an unseeded generator (same distribution, different each run)."""
-    return int(random.Random(f"fairness-coin/{key}").uniform(0, 1) > 0.5)
+    return int(key_draw(key) > 0.5)
+
+
+def key_draw(key: str) -> float:
+    """The uniform draw in [0, 1) behind one row's coin (the benchmark flips 1 above 0.5)."""
+    return random.Random(f"fairness-coin/{key}").uniform(0, 1)
 
 
 def read_answer(
