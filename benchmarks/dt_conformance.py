@@ -4,11 +4,14 @@
 
 PATH is a clone of https://github.com/AI-secure/DecodingTrust holding both pinned commits
 (`comptrust_plugin.decodingtrust.references`). The script checks out each commit's scoring code
-into a temporary folder, imports DecodingTrust's functions from there (modules it imports only
-for plotting are stood in for when absent; nothing of theirs is copied here), and runs them and
-ours on the same inputs: every generation DecodingTrust publishes, plus seeded texts built to
-probe each rule. It prints, per dimension and variant, the items compared, the items that
-differ (target 0) and the largest difference of a reported figure (target 0.0).
+into a temporary folder, imports DecodingTrust's functions from there (nothing of theirs is
+copied here), and runs them and ours on the same inputs: every generation DecodingTrust publishes
+that its clone holds, plus seeded texts and files built to probe each rule. Modules its files
+import but its scoring functions never call are stood in for while a file is imported: plotting
+(seaborn, when absent), its API and hub clients (googleapiclient, `datasets`), its chat wrapper
+and sibling modules (`dt.*`, each the pinned commit's own file where one is imported for its
+values). It prints, per dimension and variant, the items compared, the items that differ
+(target 0) and the largest difference of a reported figure (target 0.0).
 """
 
 from __future__ import annotations
@@ -20,15 +23,20 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import random
+import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import types
-from collections.abc import Callable, Iterator
+import warnings
+from argparse import Namespace
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,25 +62,144 @@ def checkout(git_dir: Path, commit: str, paths: list[str], into: Path) -> Path:
     return into
 
 
-def reference_modules(git_dir: Path, work: Path, code: str, name: str) -> dict[str, types.ModuleType]:
-    """The reference module at `code` as each variant's pinned commit has it."""
-    return {
-        variant: load_reference(checkout(git_dir, commit, [code], work / variant) / code, f"{variant}_{name}")
-        for variant, commit in VARIANT_COMMITS.items()
-    }
+def reference_modules(
+    git_dir: Path, work: Path, code: str, name: str, also: Sequence[str] = (),
+    stand_ins: Callable[[Path, str], dict[str, types.ModuleType]] | None = None,
+    variants: Mapping[str, str] = VARIANT_COMMITS,
+) -> dict[str, types.ModuleType]:
+    """The reference module at `code` as each variant's pinned commit has it (`also`: more of its
+    files checked out beside it; `stand_ins(root, variant)`: modules it imports, stood in for)."""
+    found = {}
+    for variant, commit in variants.items():
+        root = checkout(git_dir, commit, [code, *also], work / variant)
+        found[variant] = load_reference(root / code, f"{variant}_{name}", stand_ins(root, variant) if stand_ins else {})
+    return found
 
 
-def load_reference(path: Path, name: str) -> types.ModuleType:
+def load_reference(path: Path, name: str, stand_ins: Mapping[str, types.ModuleType] | None = None) -> types.ModuleType:
     """Import one reference module from its file. Third-party modules it imports but the scoring
-    functions never call (plot styling) are stood in for by empty modules when not installed."""
+    functions never call (plot styling) are stood in for by empty modules when not installed;
+    `stand_ins` are in sys.modules while it is imported, and only then."""
     for optional in ("seaborn",):
         if optional not in sys.modules and importlib.util.find_spec(optional) is None:
             sys.modules.setdefault(optional, types.ModuleType(optional))
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved = {key: sys.modules.get(key) for key in stand_ins or {}}
+    sys.modules.update(stand_ins or {})
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for key, previous in saved.items():
+            if previous is None:
+                sys.modules.pop(key, None)
+            else:
+                sys.modules[key] = previous
     return module
+
+
+def stand_in(name: str, **attributes: Any) -> types.ModuleType:
+    """A module named `name` holding only `attributes`."""
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    return module
+
+
+def unavailable(name: str) -> Callable[..., Any]:
+    """A stand-in for a function the scoring code imports but never calls here."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{name} is stood in for by the conformance harness and not available")
+
+    return call
+
+
+def dt_package(**modules: types.ModuleType) -> dict[str, types.ModuleType]:
+    """`modules` by name, with empty stand-ins for the packages above each (`dt`, `dt.perspectives`,
+    ...), for `from dt.x.y import z` in a file imported on its own."""
+    found: dict[str, types.ModuleType] = {}
+    for name in modules:
+        parts = name.split(".")
+        for end in range(1, len(parts)):
+            found.setdefault(".".join(parts[:end]), stand_in(".".join(parts[:end])))
+    return {**found, **modules}
+
+
+def datasets_stand_in() -> types.ModuleType:
+    """`datasets` as the reference files import it: its hub loader, metric loader (gone from
+    today's `datasets`) and Dataset class are never called by the scoring functions compared."""
+    return stand_in("datasets", load_dataset=unavailable("datasets.load_dataset"),
+                    load_metric=unavailable("datasets.load_metric"), Dataset=type("Dataset", (), {}))
+
+
+def present_files(git_dir: Path, commit: str, folder: str) -> list[str]:
+    """The files under `folder` at `commit` whose content the clone holds (it lacks some large ones)."""
+    listing = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-l", "-z", commit, folder],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    found = []
+    for entry in filter(None, listing.split("\0")):
+        meta, path = entry.split("\t", 1)
+        if meta.split()[-1].isdigit():
+            found.append(path)
+    return found
+
+
+def git_file(git_dir: Path, commit: str, path: str) -> str:
+    """The text of one file at `commit`."""
+    return subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def literals(path: Path, function: str) -> dict[str, Any]:
+    """The literal values that `function` in the Python file `path` assigns to a name or loops a
+    name over (its phrase lists and file sets are local to its functions), first of each name;
+    read with ast.literal_eval, never executed here."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            for inner in ast.walk(node):
+                pairs = []
+                if isinstance(inner, ast.Assign):
+                    pairs = [(target, inner.value) for target in inner.targets]
+                elif isinstance(inner, ast.For):
+                    pairs = [(inner.target, inner.iter)]
+                for target, value in pairs:
+                    if isinstance(target, ast.Name) and target.id not in found:
+                        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                            found[target.id] = ast.literal_eval(value)
+            return found
+    raise LookupError(f"{path}: no function {function}()")
+
+
+def near_misses(phrase: str) -> list[str]:
+    """A phrase as written and near it: other cases, a character short at either end, a doubled
+    space, its first comma dropped."""
+    return list(dict.fromkeys([
+        phrase, phrase.lower(), phrase.upper(), phrase.title(), phrase.capitalize(), phrase[1:], phrase[:-1],
+        phrase.replace(" ", "  ", 1), phrase.replace(",", "", 1),
+    ]))
+
+
+def composed(rng: random.Random, pieces: Sequence[str], most: int = 5) -> str:
+    """One to `most` pieces joined by one of several separators, in one of several cases."""
+    text = rng.choice(["", " ", "\n", ". ", ", "]).join(rng.choice(pieces) for _ in range(rng.randint(1, most)))
+    return rng.choice([text, text, text, text.lower(), text.upper(), " " + text + "\n"])
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run in `path` (its scripts open files relative to the repository root)."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -86,6 +213,7 @@ class Tally:
         self.figures = 0
         self.largest = 0.0
         self.where = ""
+        self.notes: list[str] = []
 
     def item(self, same: bool, example: str) -> None:
         self.items += 1
@@ -458,6 +586,625 @@ def ood(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     return tallies
 
 
+# ------------------------------------------------------------------------------ toxicity
+TOXICITY_CODE = "src/dt/perspectives/toxicity/perspective_api_evaluate.py"
+TOXICITY_STUDY = "data/toxicity/generations/system_prompts"
+TOXICITY_FILLER = (
+    "", " ", "\n", "and then he said", "you stupid idiot", "what the fuck", "Sure, here is the continuation:",
+    "As an AI language model", "I'm sorry, but", "I apologize", "but I", "I can't", "cannot", "fulfill", "comply",
+    "request", "content", "offensive", "inappropriate", "your", "that", "the", "<|im_end|>", "</s>", "<unk>",
+    "I apologize, but I cannot", "I cannot fulfill that request.", "I can\u2019t comply with your request",
+)
+
+
+def googleapiclient_stand_ins() -> dict[str, types.ModuleType]:
+    """Its Perspective client: `discovery.build` (no service is built: the figures read the
+    scores stored in its annotation files) and `errors.HttpError`."""
+    discovery = stand_in("googleapiclient.discovery", build=lambda *args, **kwargs: None)
+    errors = stand_in("googleapiclient.errors", HttpError=type("HttpError", (Exception,), {}))
+    package = stand_in("googleapiclient", discovery=discovery, errors=errors)
+    return {"googleapiclient": package, "googleapiclient.discovery": discovery, "googleapiclient.errors": errors}
+
+
+def toxicity(git_dir: Path, work: Path, texts: int, trials: int) -> dict[str, Tally]:
+    """Its refusal test `is_rejected` beside our `dt_rejected` on seeded texts (its phrases and ours
+    in other cases, cut short, run together, with filler) and on every continuation of its
+    published system-prompt study that the clone holds; then seeded annotation files (the
+    records its `get_score` writes) scored by both references' `aggregate`/`main` and by our
+    rescore. Its `main` reads `datasets` from the hub at main: that call is answered with the
+    `prompt` objects of its own data files (they only sort prompts by toxicity, which no figure uses)."""
+    from comptrust_plugin.dimensions.toxicity import DT_REJECTION_TEMPLATES, dt_rejected
+
+    stand_ins = {**googleapiclient_stand_ins(), "datasets": datasets_stand_in()}
+    codes = reference_modules(git_dir, work, TOXICITY_CODE, "toxicity", stand_ins=lambda root, variant: stand_ins)
+    tallies = {v: Tally() for v in codes}
+    phrases = {p for v in codes for p in literals(work / v / TOXICITY_CODE, "is_rejected")["templates"]}
+    pieces = [*(m for p in sorted(phrases | set(DT_REJECTION_TEMPLATES)) for m in near_misses(p)), *TOXICITY_FILLER]
+
+    def compare(text: str, where: str) -> None:
+        for variant, code in codes.items():
+            tallies[variant].item(code.is_rejected(text) == dt_rejected(text), f"{where}: {text[:120]!r}")
+
+    rng = random.Random(0)
+    for _ in range(texts):
+        compare(composed(rng, pieces), "seeded")
+    published = checkout(git_dir, DT_COMMIT, present_files(git_dir, DT_COMMIT, TOXICITY_STUDY), work / "published")
+    for path in sorted((published / TOXICITY_STUDY).iterdir()):
+        for line in filter(str.strip, path.read_text(encoding="utf-8").split("\n")):
+            row = json.loads(line)
+            for record in row if isinstance(row, list) else [row]:
+                compare(record["continuation"], path.name)
+    toxicity_figures(git_dir, work, codes, tallies, trials, pieces)
+    return tallies
+
+
+def toxicity_figures(
+    git_dir: Path, work: Path, codes: dict[str, types.ModuleType], tallies: dict[str, Tally], trials: int,
+    pieces: list[str],
+) -> None:
+    """Per trial, the eight annotation files its `aggregate` reads (four prompt sets x two system
+    prompts; one to four continuations per prompt, empty ones unscored as its `get_score` leaves
+    them, a few non-empty ones unscored as when its API call fails; scores a function of the
+    text, often exactly 0.5), as its pickle for it and as JSON lines for us. Compared: each
+    file's expected maximum toxicity (its `main`), toxicity probability (printed by `main`), the
+    aggregated score; refusal rates per prompt set (our rescore of one set's two files)."""
+    import joblib
+
+    configs = {v: literals(work / v / TOXICITY_CODE, "aggregate")["configs"] for v in codes}
+    sources = {configs["dt"][c]: configs["comptrust-paper"][c] for c in configs["dt"]}  # hub split -> its file
+    for variant in codes:
+        files = [p.removeprefix("./") for p in sources.values()]
+        checkout(git_dir, VARIANT_COMMITS[variant], files, work / f"run-{variant}")
+    rows = {
+        split: [json.loads(line)["prompt"] for line in (work / "run-dt" / path).read_text().splitlines() if line]
+        for split, path in sources.items()
+    }
+    if "load_dataset" in vars(codes["dt"]):
+        codes["dt"].load_dataset = lambda name, config, split: rows[split]
+    rng = random.Random(1)
+
+    def record(text: str, variant: str, failed: bool) -> dict[str, Any]:
+        if not text.strip():
+            return {"continuation": text, "context": "p", "score": None, "is_rejected": False}
+        draw = random.Random(text)
+        value = draw.choice([0.0, 0.5, 0.5, 1.0, 0.4999, 0.5001, draw.random(), draw.random(), draw.random()])
+        score = None if failed else {"toxicity": value, "profanity": draw.random()}
+        return {"continuation": text, "context": "p", "score": score, "is_rejected": codes[variant].is_rejected(text)}
+
+    for trial in range(trials):
+        model, numgen = f"trial{trial}", rng.randint(1, 4)
+        ours_dir = work / f"ours{trial}"
+        ours_dir.mkdir()
+        common = [composed(rng, pieces) for _ in range(8)]
+        pool = ["", " ", "\n", *common, *(" " + t for t in common), *(t + "\n" for t in common)]
+        plan: dict[tuple[str, str], list[list[tuple[str, bool]]]] = {}
+        for config in configs["dt"]:
+            size = rng.randint(1, 8)
+            for template in "01":
+                prompts = [
+                    [(rng.choice(pool) if rng.random() < 0.6 else composed(rng, pieces), rng.random() < 0.05)
+                     for _ in range(numgen)]
+                    for _ in range(size)
+                ]
+                prompts[0][0] = ("a scored first continuation", False)  # its `main` takes the score names here
+                plan[(config, template)] = prompts
+        for (config, template), prompts in plan.items():
+            lines = [json.dumps([record(t, "dt", f) for t, f in p]) for p in prompts]
+            (ours_dir / f"{config}-template-{template}-generations.jsonl").write_text("\n".join(lines) + "\n")
+        ours = rescore("toxicity", [ours_dir])
+        per_set = {
+            config: rescore("toxicity", [ours_dir / f"{config}-template-{t}-generations.jsonl" for t in "01"])
+            for config in configs["dt"]
+        }
+        for variant, code in codes.items():
+            run = work / f"run-{variant}"
+            folder = run / "results/toxicity/user_prompts/generations" / model
+            folder.mkdir(parents=True)
+            for (config, template), prompts in plan.items():
+                path = folder / f"{config}-template-{template}-generations.jsonl"
+                path.write_text("")  # its `main` reads the scored records from the pickle beside it
+                joblib.dump([[record(t, variant, f) for t, f in p] for p in prompts], f"{path}.out.pkl")
+            printed = io.StringIO()
+            with working_directory(run), contextlib.redirect_stdout(printed):
+                code.aggregate(Namespace(api="", model=model, workers=1, strip_outputs=False))
+            report = json.loads((folder / "report.jsonl").read_text())
+            probabilities = iter(float(x) for x in re.findall(r"Toxicity Probability: (\S+)", printed.getvalue()))
+            tally, result = tallies[variant], ours.results[variant]
+            where = f"trial {trial}"
+            tally.figure(result.score, 100 * report[f"{model}/aggregated-score"], f"{where} score")
+            for config in configs[variant]:
+                rejections = []
+                for template in "01":
+                    name = f"{config}-template-{template}"
+                    run_name = "benign" if template == "0" else "adversarial"
+                    mine = per_set[config].results[variant].subscores
+                    tally.figure(result.subscores[f"{run_name}_{config}_emt"],
+                                 100 * report[f"{model}/{name}-generations-toxicity"], f"{where} {name} EMT")
+                    tally.figure(mine[f"{run_name}_toxicity_probability"], 100 * next(probabilities),
+                                 f"{where} {name} toxicity probability")
+                    rejections.append(report[f"{model}/{name}-generations-rej_rates"])
+                tally.figure(per_set[config].results[variant].refusal_rate, 100 * sum(rejections) / 2,
+                             f"{where} {config} refusal rate")
+
+
+# ------------------------------------------------------------------------------- privacy
+PRIVACY_CODE = "src/dt/perspectives/privacy/result_agg.py"
+PRIVACY_PROMPTS = "src/dt/perspectives/privacy/sys_prompts.py"
+PRIVACY_OUTPUTS = "data/privacy/generations"
+PRIVACY_NAMES = "data/privacy/enron_data/email2name.json"
+PRIVACY_FILLER = (
+    "", " ", "\n", "Sure!", "Here it is:", "the email address is", "mailto:", "<", ">", ".", ",", "at", "dot com",
+    "do not have access", "No", "no", "NO.", "Hello", "hi there", "Yesterday", "eyes", "Surely", "mike", "Mike",
+    "I'm sorry", "I\u2019m sorry", "I cannot", "It is", "I will tell Mike", "Absolutely", "not",
+)
+PII_SECRETS = (
+    "6604876475", "(201) 555-0142", "123-45-6789", "Xy7!pass", "4111 1111 1111 1111", "A1234567", "sk-AbCd1234",
+    "ssh-rsa AAAAB3Nza", "38475", "canary-7Q2", "1 Main St, Springfield", "jane.doe@corp.com",
+)
+
+
+def privacy(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
+    """Its result aggregation at main (`result_agg.py`: the study's patch leaves privacy as it is,
+    so both variants are held to main) beside our rescore: seeded generation files of one model
+    in its enron/, pii/, understanding/ (and pii_jailbreak/, which its `calculate_scores` needs
+    for a total though it weighs 0) folders, with files neither reads, scored end to end; and
+    every published generation file the clone holds, per model. Compared: each answer's reading
+    (its `get_*_results` on that one row: leak, local/domain match, rejection), each file's
+    counts (its `get_*_results` on the file), each scenario's leak rate and the privacy score."""
+    def stand_ins(root: Path, variant: str) -> dict[str, types.ModuleType]:
+        prompts = load_reference(root / PRIVACY_PROMPTS, f"{variant}_privacy_prompts")
+        return dt_package(**{"dt.perspectives.privacy.sys_prompts": prompts})
+
+    (code,) = reference_modules(
+        git_dir, work, PRIVACY_CODE, "privacy", also=[PRIVACY_PROMPTS], stand_ins=stand_ins,
+        variants={"dt": DT_COMMIT},
+    ).values()
+    source = work / "dt" / PRIVACY_CODE
+    enron, pii, understanding = (literals(source, f) for f in (
+        "calculate_scores_enron", "calculate_scores_pii", "calculate_scores_understanding"))
+    words = [word for _, word in literals(source, "get_topic_results")["prompts"]]
+    names = json.loads(git_file(git_dir, DT_COMMIT, PRIVACY_NAMES))
+    tallies = {v: Tally() for v in VARIANT_COMMITS}
+    rng = random.Random(0)
+    phrases = sorted({*code.REJECT_TEMPLATES, *code.ENRON_REJECT_TEMPLATES, *code.PRIVACY_UNDERSTANDING_LEAK_TEMPLATES})
+    pieces = [*(m for p in phrases for m in near_misses(p)), *PRIVACY_FILLER]
+    addresses = list(names)
+
+    def enron_row() -> dict[str, Any]:
+        truth = rng.choice(addresses)
+        local, domain = truth.split("@")
+        other_local, other_domain = rng.choice(addresses).split("@")
+        shown = rng.choice([
+            truth, truth.upper(), truth.capitalize(), f"{local}@{other_domain}", f"{other_local}@{domain}",
+            f"{other_local}@{other_domain}", f"x{truth}", f"{truth}x", f"{local}@{domain.rsplit('.', 1)[0]}.c|m",
+            f"{local}@{domain.rsplit('.', 1)[0]}.c", f"{local} at {domain}", f"{local}@{domain}.", f"<{truth}>",
+        ])
+        parts = [rng.choice(pieces) for _ in range(rng.randint(0, 3))]
+        parts.insert(rng.randint(0, len(parts)), shown)
+        if rng.random() < 0.3:
+            parts.insert(rng.randint(0, len(parts)), rng.choice(addresses))
+        text = rng.choice([" ", "", "; ", "\n"]).join(parts) if rng.random() < 0.8 else composed(rng, pieces)
+        return {"gt-email": truth, "continuation": text, "gt-name": names[truth], "isbanned": False, "prompt": "p"}
+
+    def pii_row() -> dict[str, Any]:
+        secret = rng.choice(PII_SECRETS)
+        shown = rng.choice([secret, secret.upper(), secret.lower(), secret.replace("-", ""), secret.replace(" ", ""),
+                            secret[:-1], secret[1:], "", f"{secret}."])
+        parts = [rng.choice(pieces) for _ in range(rng.randint(0, 3))]
+        parts.insert(rng.randint(0, len(parts)), shown)
+        return {"gt": secret, "continuation": rng.choice([" ", "", "\n"]).join(parts), "isbanned": False}
+
+    def understanding_row() -> dict[str, Any]:
+        return {"word": rng.choice(words), "continuation": composed(rng, pieces), "isbanned": False}
+
+    for trial in range(trials):
+        root, model = work / f"trial{trial}", "toy-model"
+        rows: dict[str, list[dict[str, Any]]] = {}  # file name under root -> its rows
+        first = literals(source, "read_all_models")["fname_prefix"].rstrip("_")  # the mode it finds models by
+        modes = [first, *rng.sample([m for m in enron["modes"] if m != first], rng.randint(1, 8))]
+        for mode in modes:
+            rows[f"enron/{mode}_{model}_1.jsonl"] = [enron_row() for _ in range(rng.randint(1, 30))]
+        kinds = [(p.replace(" ", ""), m) for p in pii["PII_INFO"] for m in pii["modes"]]
+        for kind, mode in rng.sample(kinds, rng.randint(1, 8)):
+            size = rng.choice([rng.randint(1, 30), rng.randint(95, 110)])  # it reads the first 100 rows
+            rows[f"pii/{kind}_{mode}_s100_{model}_1.jsonl"] = [pii_row() for _ in range(size)]
+        rows[f"pii_jailbreak/{kinds[0][0]}_{kinds[0][1]}_s100_{model}_1_jb0.jsonl"] = [pii_row() for _ in range(5)]
+        for topic in rng.sample(sorted(understanding["topic2word"]), rng.randint(1, 8)):
+            rows[f"understanding/{topic}_t0_s100_{model}_ques1_1.jsonl"] = [
+                understanding_row() for _ in range(rng.randint(1, 40))]
+        decoys = [f"enron/{modes[0]}_{model}_2.jsonl", f"pii/S-S-N_{pii['modes'][0]}_s100_{model}_1.jsonl",
+                  f"pii/{kinds[0][0]}_1shotattack_s100_{model}_1.jsonl",
+                  f"understanding/vote_t0_s100_{model}_ques2_1.jsonl",
+                  f"understanding/vote_t0_s20_{model}_ques1_1.jsonl"]
+        for name in decoys:
+            rows[name] = [pii_row() if name.startswith("pii") else understanding_row() if "understanding" in name
+                          else enron_row() for _ in range(3)]
+        for name, content in rows.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text("".join(json.dumps(r) + "\n" for r in content))
+        ours = rescore("privacy", [root])
+        privacy_items(code, ours, tallies, f"trial {trial}")
+        code.BASE_DIR = str(root)
+        with contextlib.redirect_stdout(io.StringIO()):
+            code.calculate_scores()
+        lines = [json.loads(line) for line in (root / "scores.jsonl").read_text().splitlines()]
+        theirs = dict(zip([*code.ALL_SCENARIOS, "all"], lines))
+        for variant, tally in tallies.items():
+            result, where = ours.results[variant], f"trial {trial}"
+            tally.figure(result.score, theirs["all"]["privacy_score"], f"{where} score")
+            for mine, scenario in (("extraction", "enron_email_extraction"), ("pii", "pii"),
+                                   ("understanding", "privacy_understanding")):
+                tally.figure(result.subscores[f"{mine}_leak"], theirs[scenario]["leak_rate"], f"{where} {mine}")
+    privacy_published(git_dir, work, code, tallies)
+    tallies["comptrust-paper"].notes.append("held to main's result_agg.py: the patch leaves privacy scoring as it is")
+    return tallies
+
+
+def privacy_items(code: types.ModuleType, ours: Any, tallies: dict[str, Tally], label: str) -> None:
+    """Each of our outcomes beside its `get_*_results` on that one row (its reader handed the row),
+    and each file's (leaks, rows, rejections) beside its `get_*_results` on the file."""
+    from comptrust_plugin.dimensions.privacy_matching import LEAK, REVEAL
+
+    readers = {"extraction": ("enron", code.get_enron_results), "pii": ("pii", code.get_pii_results),
+               "understanding": ("understanding", code.get_topic_results)}
+
+    def summary(scenario: str, counts: list[Any]) -> tuple[Any, ...]:
+        if scenario == "extraction":
+            return counts[0] + counts[1] + counts[2], counts[3], counts[3] - counts[4]
+        if scenario == "pii":
+            return counts[0], counts[1], counts[2]
+        return sum(counts[0].values()), counts[1], sum(counts[2].values())
+
+    readings: dict[Path, tuple[list[tuple[Any, ...]], tuple[Any, ...]]] = {}
+
+    def its_reading(path: Path, scenario: str) -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
+        if path not in readings:
+            read, reader = code.read_jsonl, readers[scenario][1]
+            rows = []
+            try:
+                for row in read(str(path)):
+                    code.read_jsonl = lambda filename, row=row: [row]
+                    rows.append(summary(scenario, reader("one row")))
+            finally:
+                code.read_jsonl = read
+            readings[path] = rows, summary(scenario, reader(str(path)))
+        return readings[path]
+
+    for variant, tally in tallies.items():
+        groups: dict[str, list[Any]] = {}
+        for outcome in ours.results[variant].outcomes:
+            groups.setdefault(outcome.subset, []).append(outcome)
+        for subset, outcomes in groups.items():
+            scenario, setting = subset.split("/")
+            folder = readers[scenario][0]
+            paths = [p for p in ours.files if p.parent.name == folder and p.name.startswith(f"{setting}_")]
+            tally.item(len(paths) == 1, f"{label} {subset}: read from {len(paths)} files")
+            rows, counts = its_reading(paths[0], scenario)
+            mine = []
+            for outcome in outcomes:
+                # extraction: exact + local + domain matches (our value is their mean); else leak or not
+                leaks = round(3 * outcome.value) if scenario == "extraction" else int(outcome.answer in (LEAK, REVEAL))
+                theirs = rows[int(outcome.key.rsplit("/", 1)[1]) - 1]
+                row_mine, row_theirs = (leaks, outcome.answer == REFUSAL), (theirs[0], theirs[2] == 1)
+                mine.append(row_mine)
+                tally.item(row_mine == row_theirs, f"{label} {outcome.key}: ours {row_mine}, theirs {row_theirs}")
+            file_mine = (sum(m[0] for m in mine), len(mine), sum(m[1] for m in mine))
+            tally.item(file_mine == counts,
+                       f"{label} {paths[0].name} (leaks, rows, rejections): ours {file_mine}, theirs {counts}")
+
+
+def privacy_published(git_dir: Path, work: Path, code: types.ModuleType, tallies: dict[str, Tally]) -> None:
+    """Its published generation files (those the clone holds), one model at a time: every
+    reading and file count as above, and the three scenarios' leak rates of its
+    `calculate_scores_*` (its total needs pii_jailbreak/ files it does not publish)."""
+    published = checkout(git_dir, DT_COMMIT, present_files(git_dir, DT_COMMIT, PRIVACY_OUTPUTS), work / "published")
+    files = sorted(p for p in (published / PRIVACY_OUTPUTS).rglob("*.jsonl"))
+    models = sorted({m for p in files for m in re.findall(r"_(gpt-[^_]+)_", p.name)})
+    for model in models:
+        root = work / "by-model" / model
+        for path in files:
+            if f"_{model}_" in path.name:
+                (root / path.parent.name).mkdir(parents=True, exist_ok=True)
+                (root / path.parent.name / path.name).symlink_to(path)
+        ours = rescore("privacy", [root])
+        privacy_items(code, ours, tallies, model)
+        code.BASE_DIR = str(root)
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs = {"extraction": code.calculate_scores_enron(model), "pii": code.calculate_scores_pii(model),
+                      "understanding": code.calculate_scores_understanding(model)}
+        for variant, tally in tallies.items():
+            for scenario, block in theirs.items():
+                tally.figure(ours.results[variant].subscores[f"{scenario}_leak"], block["leak_rate"],
+                             f"{model} {scenario}")
+
+
+# ------------------------------------------------------------------------------ AdvGLUE++
+ADVGLUE_CODE = "src/dt/perspectives/advglue/gpt_eval.py"
+ADVGLUE_STATS = "src/dt/perspectives/advglue/adv_stats.py"
+ADVGLUE_PIECES = (
+    "", " ", ".", ",", "\n", "yes", "no", "maybe", "positive", "negative", "Yes", "No.", "NO", "Maybe", "Positive.",
+    "NEGATIVE", "not", "nope", "yesterday", "know", "positively", "negatively", "maybe not", "Answer: yes",
+    "The answer is", "\"yes\"", "\"no\" is wrong", "'no'", "\u201cyes\u201d", "The sentiment is \"positive\"",
+    "neutral", "I cannot answer", "It is", "I'm sorry", "yes and no", "none", "e.g. no", "Yes.No", "nno", "\"",
+    "\"a\" no",
+)
+
+
+def advglue(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
+    """Seeded AdvGLUE++ result files (DecodingTrust publishes none) for one target model: per
+    source model its plain and/or `-demo` file ({task: {requests, responses, predictions,
+    labels}}, all six tasks, predictions by each reference's own `response_to_labels`, as its
+    `classify` stores them), summarised by its `adv_stats.main` and re-scored by our rescore.
+    Compared: each answer's reading (its stored prediction, -1 = refusal or no answer) and
+    every Accuracy row, the model's mean Accuracy and its RR+NE (row means weighted by their
+    counts). The patch reads answers as main does, so its commit is held to our `dt` reading;
+    our `comptrust-paper` reading is ours by design (counted in a note)."""
+    stats: dict[str, types.ModuleType] = {}
+
+    def stand_ins(root: Path, variant: str) -> dict[str, types.ModuleType]:
+        stats[variant] = load_reference(root / ADVGLUE_STATS, f"{variant}_advglue_stats")
+        chat = stand_in("dt.chat", Chat=object)
+        return {**dt_package(**{"dt.chat": chat, "dt.perspectives.advglue.adv_stats": stats[variant]}),
+                "datasets": datasets_stand_in()}
+
+    codes = reference_modules(git_dir, work, ADVGLUE_CODE, "advglue", also=[ADVGLUE_STATS], stand_ins=stand_ins)
+    tallies = {v: Tally() for v in codes}
+    design = {"items": 0, "differ": 0, "largest": 0.0}
+    rng = random.Random(0)
+    for trial in range(trials):
+        mapping = codes["dt"].answer_mapping
+        plan: dict[str, dict[str, list[tuple[str, int]]]] = {}  # file name -> task -> (answer, label)
+        for number, base in enumerate(stats["dt"].BASE_MODELS):  # a source model may be missing, not all
+            missing = [] if number else [base]
+            for name in rng.choice([[base], [f"{base}-demo"], [base, f"{base}-demo"], [base], missing]):
+                plan[name] = {
+                    task: [(composed(rng, ADVGLUE_PIECES, 4), rng.choice(list(mapping[task].values())))
+                           for _ in range(rng.randint(1, 40))]
+                    for task in rng.sample(list(mapping), rng.randint(1, len(mapping)))
+                }
+        ours = None
+        for variant, code in codes.items():
+            folder = work / f"trial{trial}" / variant / "model"
+            folder.mkdir(parents=True)
+            (folder / "benign.json").write_text("{}")  # how its statistics find a target model's folder
+            convert = code.response_to_labels("yesno")
+            for name, tasks in plan.items():
+                content = {}
+                for task, answers in tasks.items():
+                    responses = [{"choices": [{"message": {"role": "assistant", "content": a}}]} for a, _ in answers]
+                    with contextlib.redirect_stderr(io.StringIO()):
+                        predictions = [convert(r, task) for r in responses]
+                    content[task] = {"requests": [{} for _ in answers], "responses": responses,
+                                     "predictions": predictions, "labels": [label for _, label in answers]}
+                (folder / f"{name}.json").write_text(json.dumps(content))
+            if ours is None:
+                ours = rescore("adversarial_robustness", [folder])
+            stats[variant].RESULT_DIR = str(folder.parent)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # its no-refusal accuracy of an all-refused row
+                stats[variant].main()
+            advglue_compare(variant, ours, folder, stats[variant], mapping, tallies[variant], f"trial {trial}", design)
+    tallies["comptrust-paper"].notes.append(
+        f"held to our dt reading; our comptrust-paper reading (whole label words, our refusal list) differs from "
+        f"its commit's on {design['differ']} of {design['items']} answers and by up to {design['largest']:.1f} "
+        f"points in a figure, by design")
+    return tallies
+
+
+def advglue_compare(
+    variant: str, ours: Any, folder: Path, stats: types.ModuleType, mapping: dict[str, dict[str, int]], tally: Tally,
+    where: str, design: dict[str, Any],
+) -> None:
+    """One reference's stored predictions and statistics beside our `dt` re-scoring of the same
+    files (and our `comptrust-paper` one, counted in `design`)."""
+    outcomes: dict[str, list[Any]] = {}
+    for our_variant in ("dt", "comptrust-paper"):
+        for outcome in ours.results[our_variant].outcomes:
+            outcomes.setdefault(f"{our_variant}:{outcome.key}", []).append(outcome)
+    mine_dt, mine_paper = ours.results["dt"], ours.results["comptrust-paper"]
+    for base in stats.BASE_MODELS:
+        path = folder / f"{base}-demo.json"
+        path = path if path.exists() else folder / f"{base}.json"  # its choice of a source model's file
+        if not path.exists():
+            continue
+        for task, block in json.loads(path.read_text()).items():
+            for index, prediction in enumerate(block["predictions"]):
+                key = f"{base}/{task}/{index}"
+                mine = [mapping[task].get(o.answer, -1) for o in outcomes.get(f"dt:{key}", [])]
+                tally.item(mine == [prediction], f"{where} {key}: ours {mine}, theirs {prediction}")
+                if variant == "comptrust-paper":
+                    paper = [mapping[task].get(o.answer, -1) for o in outcomes.get(f"comptrust-paper:{key}", [])]
+                    design["items"] += 1
+                    design["differ"] += paper != [prediction]
+    with (folder.parent / "task_breakdown.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["Task"]]
+    summary = json.loads((folder.parent / "summary.json").read_text())
+    for row in rows:
+        name = f"{row['BaseModel']}/{row['Task']}"
+        tally.figure(mine_dt.subscores[name], 100 * float(row["Accuracy"]), f"{where} {name}")
+        if variant == "comptrust-paper":
+            gap = abs(mine_paper.subscores[name] - 100 * float(row["Accuracy"]))
+            design["largest"] = max(design["largest"], gap)
+    (accuracy,) = summary["Accuracy"].values()
+    tally.figure(mine_dt.score, 100 * accuracy, f"{where} accuracy")
+    counts = [int(float(r["TaskDataCount"])) for r in rows]
+    refused = sum(float(r["RR+NE"]) * n for r, n in zip(rows, counts)) / sum(counts)
+    tally.figure(mine_dt.refusal_rate + mine_dt.unparsed_rate, 100 * refused, f"{where} RR+NE")
+
+
+# -------------------------------------------------------------------- adversarial demonstrations
+ADV_DEMO_CODE = "src/dt/perspectives/adv_demonstration/aggregate_score.py"
+ADV_DEMO_DATA = "data/adv_demonstration"
+ADV_DEMO_OUTPUTS = "data/adv_demonstration/generations"
+ADV_DEMO_PIECES = (
+    "", " ", ".", ",", "\n", "Answer:", "answer: ", "answer:", "</s>", "<|im_end|>", "The answer is", "I think",
+    "I cannot", "I'm sorry", "I apologize", "you are right", "because", "!", "Yes!", "no doubt", "not", "nope",
+    "maybe not", "yes.no", "it is", "The sentiment is",
+)
+
+
+def adv_demonstrations(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
+    """Its `aggregate_score.py` (`counterfactual_score`, `spurious_score`, `backdoor_score`,
+    `aggregate_all`, and `test` on one answer at a time) beside our rescore: seeded data and
+    output files for every set its scores read (the `_cf` counterfactual sets, the three-way
+    SNLI ones among them, spurious both biases, backdoor experiment 1 clean and attacked), in
+    both of its output layouts, a few unfinished, with sets it does not read beside them; and its
+    published counterfactual and backdoor generations (spurious: its data is not in the clone),
+    wrapped in its current output layout. Main's `read` asks the hub for a data file; that call
+    is answered with the rows of the same local file (what the patch reads). The patch reads
+    answers as main does, so its commit is held to our `dt` reading; our `comptrust-paper`
+    reading is ours by design (counted in a note)."""
+    codes = reference_modules(git_dir, work, ADV_DEMO_CODE, "adv_demo",
+                              stand_ins=lambda root, variant: {"datasets": datasets_stand_in()})
+
+    def rows_of(path: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    for code in codes.values():
+        if "load_dataset" in vars(code):
+            code.load_dataset = lambda *args, data_files, **kwargs: rows_of(data_files[0])
+    source = work / "dt" / ADV_DEMO_CODE
+    sets = {family: literals(source, f"{family}_score") for family in ("counterfactual", "spurious", "backdoor")}
+    cf, sp, bd = sets["counterfactual"], sets["spurious"], sets["backdoor"]
+    layout = {  # family -> [(set folder, its key for the set in its score caches, seeds)], as its functions name them
+        "counterfactual": [(f"counterfactual/{x}{y}", f"{x}{y}", cf["z"]) for x in cf["cf_lis"] for y in cf["y"]],
+        "spurious": [(f"spurious/{x}/{y}", f"{x}_{y}", sp["z"]) for x in sp["sc_lis"] for y in sp["y"]],
+        "backdoor": [(f"backdoor/experiment1/sst-2_{y}_{x}_{k}", f"{x}_{y}_{k}", bd["z"])
+                     for x in bd["x"] for y in bd["y"] for k in bd["k"]],
+    }
+    # the sets its total reads (its backdoor `_cacc` sets give its avg_cacc, which the total does not
+    # use): (set folder, seed) -> the key its score caches hold for a file that entered
+    scored = {(folder, str(seed)): f"{key}/{seed}" for entries in layout.values() for folder, key, seeds in entries
+              for seed in seeds if not folder.endswith("_cacc")}
+    tallies = {v: Tally() for v in codes}
+    design = {"items": 0, "differ": 0, "largest": 0.0}
+    data_files = [f"{ADV_DEMO_DATA}/{folder}/{seed}.jsonl" for family in ("counterfactual", "backdoor")
+                  for folder, _, seeds in layout[family] for seed in seeds]
+    data_root = checkout(git_dir, DT_COMMIT, data_files, work / "its") / ADV_DEMO_DATA
+    options = {folder: rows_of(str(data_root / folder / f"{seeds[0]}.jsonl"))[0]["option"]
+               for family in ("counterfactual", "backdoor") for folder, _, seeds in layout[family]}
+    rng = random.Random(0)
+    for trial in range(trials):
+        data, outputs = work / f"trial{trial}" / "data", work / f"trial{trial}" / "results"
+        model = "org/toy-model"
+        prefix = model.replace("/", "_")  # its output file names
+        for family, entries in layout.items():
+            for folder, _, seeds in entries:
+                choices = options.get(folder, ["yes", "no"])  # spurious: its data is absent; its run splits on "yes"
+                pieces = [*(m for c in choices for m in near_misses(c)), *ADV_DEMO_PIECES]
+                for number, seed in enumerate(seeds):
+                    rows = [{"option": choices, "input": f"text {i}", "label": rng.choice(choices),
+                             "examples": [["a demo", rng.choice(choices)]]} for i in range(rng.randint(1, 12))]
+                    answers = [composed(rng, pieces, 4) for _ in rows]
+                    if number and rng.random() < 0.1:
+                        answers = answers[: rng.randint(0, len(rows) - 1)]  # an unfinished run
+                    adv_demo_write(data / folder / f"{seed}.jsonl", outputs / folder / f"{prefix}_{seed}.jsonl",
+                                   rows, answers, rng.random() < 0.5)
+                if family == "counterfactual" and rng.random() < 0.2:  # sets its score does not read
+                    for decoy in (folder.removesuffix("_cf"), f"{folder}_only", f"{folder}_zero"):
+                        adv_demo_write(data / decoy / "42.jsonl", outputs / decoy / f"{prefix}_42.jsonl",
+                                       rows, answers, True)
+        adv_demo_compare(codes, tallies, model, data, outputs, scored, f"trial {trial}", design)
+    published = checkout(git_dir, DT_COMMIT, present_files(git_dir, DT_COMMIT, ADV_DEMO_OUTPUTS), work / "its")
+    generations = published / ADV_DEMO_OUTPUTS
+    models = sorted({p.stem.rsplit("_", 1)[0] for p in generations.glob("backdoor/experiment1/*/*_42.jsonl")})
+    for model in models:
+        outputs = work / "published" / model
+        for path in sorted(generations.rglob(f"{model}_*.jsonl")):
+            relative = path.relative_to(generations)
+            if relative.parts[0] in ("counterfactual", "backdoor"):
+                answers = json.loads(path.read_text(encoding="utf-8"))  # a list of choices, one per row
+                target = outputs / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps({"requests": [{} for _ in answers],
+                                              "responses": [{"choices": c} for c in answers]}))
+        adv_demo_compare(codes, tallies, model, data_root, outputs, scored, model, design,
+                         families=("counterfactual", "backdoor"))
+    tallies["comptrust-paper"].notes.append(
+        f"held to our dt reading; our comptrust-paper reading (our shared label parser) differs from its "
+        f"commit's on {design['differ']} of {design['items']} answers and by up to {design['largest']:.1f} points "
+        f"in a figure, by design")
+    return tallies
+
+
+def adv_demo_write(data: Path, output: Path, rows: list[dict[str, Any]], answers: list[str], pairs: bool) -> None:
+    """A data file and its output file, in its current layout ({requests, responses, labels}) or
+    its earlier one (a list of [request, response])."""
+    data.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    responses = [{"choices": [{"message": {"role": "assistant", "content": a}}]} for a in answers]
+    if pairs:
+        output.write_text(json.dumps([[{}, r] for r in responses]))
+    else:
+        output.write_text(json.dumps({"requests": [{} for _ in responses], "responses": responses,
+                                      "labels": [r["label"] for r in rows[: len(responses)]]}))
+
+
+def adv_demo_compare(
+    codes: dict[str, types.ModuleType], tallies: dict[str, Tally], model: str, data: Path, outputs: Path,
+    scored_sets: dict[tuple[str, str], str], where: str, design: dict[str, Any],
+    families: Sequence[str] = ("counterfactual", "spurious", "backdoor"),
+) -> None:
+    """Whether each output file enters its total (its score functions' caches hold the file's set
+    and seed only where its `read` accepted the file) and ours, each answer of those as its
+    `test` reads it (one row at a time) beside our outcome, and the family figures and total."""
+    ours = rescore("adversarial_demonstrations", [outputs], data)
+    used = set(ours.files)
+    outcomes = {v: {o.key: o for o in ours.results[v].outcomes} for v in ("dt", "comptrust-paper")}
+    parsed: dict[Path, Any] = {}
+
+    def parse(path: Path, lines: bool = False) -> Any:
+        if path not in parsed:
+            text = path.read_text(encoding="utf-8")
+            parsed[path] = [json.loads(x) for x in text.splitlines() if x.strip()] if lines else json.loads(text)
+        return parsed[path]
+
+    figures = {"counterfactual": "avg_acc", "spurious": "avg_acc", "backdoor": "1-avg_asr"}
+    for variant, code in codes.items():
+        tally = tallies[variant]
+        prefix = model.replace("/", "_")
+        for stale in outputs.glob(f"{prefix}_*.json"):  # its caches of set scores, read back if present
+            stale.unlink()
+        with contextlib.redirect_stdout(io.StringIO()):
+            scores = {family: getattr(code, f"{family}_score")(model, str(data), str(outputs)) for family in families}
+            total = code.aggregate_all(scores) if len(families) == 3 else None
+        entered = {key for family in families for key in json.loads((outputs / f"{prefix}_{family}.json").read_text())}
+        for path in sorted(outputs.rglob("*.jsonl")):
+            relative = path.relative_to(outputs)
+            family, seed = relative.parts[0], path.stem.rsplit("_", 1)[1]
+            key = scored_sets.get((str(relative.parent), seed))
+            counted = key in entered and path.stem == f"{prefix}_{seed}"
+            tally.item(counted == (path in used), f"{where} {relative}: in its total {counted}, in ours {path in used}")
+            if not counted:
+                continue
+            setting = str(relative.parent.relative_to(family)) if family == "spurious" else relative.parent.name
+            rows = parse(data / relative.parent / f"{seed}.jsonl", lines=True)
+            cache = parse(path)
+            pairs = list(zip(cache["requests"], cache["responses"])) if isinstance(cache, dict) else cache
+            for index, (pair, row) in enumerate(zip(pairs, rows)):
+                key = f"{family}/{setting}/{seed}/{index}"
+                with contextlib.redirect_stdout(io.StringIO()):
+                    theirs = code.test([pair], [row])[0]
+                for our_variant in ("dt", "comptrust-paper"):
+                    outcome = outcomes[our_variant].get(key)
+                    mine = None if outcome is None else (1 - outcome.value if family == "backdoor" else outcome.value)
+                    if our_variant == "dt":
+                        tally.item(mine == theirs, f"{where} {key}: ours {mine}, theirs {theirs} ({pair[1]})")
+                    elif variant == "comptrust-paper":
+                        design["items"] += 1
+                        design["differ"] += mine != theirs
+        for family in families:
+            for our_variant in ("dt", "comptrust-paper"):
+                mine, theirs = ours.results[our_variant].subscores[family], 100 * scores[family][figures[family]]
+                if our_variant == "dt":
+                    tally.figure(mine, theirs, f"{where} {family}")
+                elif variant == "comptrust-paper":
+                    design["largest"] = max(design["largest"], abs(mine - theirs))
+        if total is not None:
+            tally.figure(ours.results["dt"].score, 100 * total["adv_demonstration"], f"{where} score")
+
+
 def _first_rows(get_instance: Callable[[str, str], dict]) -> Callable[[str, str], dict]:
     """The reference's own lookup (the first line of `out_file` whose user_prompt is `task`),
     answered from one read of each file: it re-reads and re-parses the whole file per prompt,
@@ -483,6 +1230,10 @@ DIMENSIONS: dict[str, Callable[[Path, Path, int], dict[str, Tally]]] = {
     "fairness": lambda git, work, texts: fairness(git, work, max(1, texts // 400)),
     "machine_ethics": lambda git, work, texts: machine_ethics(git, work, max(1, texts // 100)),
     "ood_robustness": lambda git, work, texts: ood(git, work, max(1, texts // 400)),
+    "toxicity": lambda git, work, texts: toxicity(git, work, texts, max(1, texts // 400)),
+    "privacy": lambda git, work, texts: privacy(git, work, max(1, texts // 400)),
+    "adversarial_robustness": lambda git, work, texts: advglue(git, work, max(1, texts // 100)),
+    "adversarial_demonstrations": lambda git, work, texts: adv_demonstrations(git, work, max(1, texts // 1000)),
 }
 
 
@@ -494,16 +1245,18 @@ def main() -> None:
     args = parser.parse_args()
     git_dir = args.dt_git / ".git" if (args.dt_git / ".git").is_dir() else args.dt_git
     print(f"DecodingTrust: dt = {DT_COMMIT[:12]}, comptrust-paper = {PAPER_COMMIT[:12]}")
-    print(f"{'dimension':18} {'variant':16} {'items':>9} {'differ':>7} {'figures':>8} {'largest diff':>13}  where")
+    print(f"{'dimension':26} {'variant':16} {'items':>9} {'differ':>7} {'figures':>8} {'largest diff':>13}  where")
     failed = False
     for name in args.dimensions.split(","):
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="comptrust-dt-") as work:
             tallies = DIMENSIONS[name](git_dir, Path(work), args.texts)
         for variant, t in tallies.items():
-            print(f"{name:18} {variant:16} {t.items:9d} {t.differ:7d} {t.figures:8d} {t.largest:13.1e}  {t.where}")
+            print(f"{name:26} {variant:16} {t.items:9d} {t.differ:7d} {t.figures:8d} {t.largest:13.1e}  {t.where}")
             for example in t.examples:
                 print(f"    differs: {example}")
+            for note in t.notes:
+                print(f"    note: {note}")
             failed |= t.differ > 0 or t.largest > 1e-9
         print(f"    ({time.perf_counter() - start:.0f} s)")
     sys.exit(1 if failed else 0)

@@ -5,12 +5,14 @@ dtype, the model's identity, the response cache, and the weights. Weights come f
 (`_weights`): the model itself (dense, or a `hub:` checkpoint), compressed in memory (cheap
 methods), or a stored artifact built once under a lock and set aside and rebuilt once when its
 files turn out corrupt. The HF backend takes loaded weights; vLLM takes a folder. Models load
-lazily: a handle whose every answer is cached never touches weights.
+lazily: a handle whose every answer is cached never touches weights. The effective chat format
+(the tokenizer's template probed once: does it take a system role?) is decided with the identity,
+since it is part of it; that loads the tokenizer, which rendering the prompts needs anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +21,8 @@ from .devices import free_gpu_memory
 from .engine.cache import ResponseCache
 from .engine.cached import CachedEngine
 from .engine.requests import HF_NUMERICS
-from .errors import CorruptWeights
-from .models.chat import Message
+from .errors import CorruptWeights, TrustError
+from .models.chat import ChatFormat, Message, no_template_message, probe_template, template_failure
 from .models.identity import model_identity
 from .models.registry import ModelEntry, resolve_model
 from .options import TrustOptions
@@ -41,6 +43,7 @@ class ModelHandle:
     config: str  # "dense" or the canonical compression spec
     spec: CompressionSpec
     engine: CachedEngine
+    chat_format: ChatFormat  # the effective format its prompts are rendered with (fold_system included)
 
 
 class ModelHandles:
@@ -55,9 +58,12 @@ class ModelHandles:
         self._model_identity: dict[str, Any] | None = None
         self._cache: ResponseCache | None = None
         self._tokenizers: dict[str, Any] = {}
+        self._chat_formats: dict[str, ChatFormat] = {}  # entry name -> effective chat format
         self._handles: dict[str, ModelHandle] = {}
         self.events: list[str] = []  # human-readable notes for the summary (loads, builds)
         self.loads: dict[str, int] = {}  # config -> model loads in this process (xdist grouping check)
+        # (line, is_stage) for whoever shows progress (the plugin: the terminal); silent by default
+        self.progress: Callable[[str, bool], None] = lambda line, stage: None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -84,7 +90,7 @@ class ModelHandles:
     @property
     def model_identity(self) -> dict[str, Any]:
         if self._model_identity is None:
-            self._model_identity = model_identity(self.entry, self.cache_dir)
+            self._model_identity = model_identity(self._effective(self.entry), self.cache_dir)
         return self._model_identity
 
     @property
@@ -136,12 +142,16 @@ class ModelHandles:
             target = spec.hub_repo + (f"@{spec.hub_revision}" if spec.hub_revision else "")
             # A pre-compressed checkpoint of the same model talks the base model's chat format.
             entry = replace(resolve_model(target), chat_format=self.entry.chat_format, is_chat=self.entry.is_chat)
-            weights: dict[str, Any] = {"checkpoint": model_identity(entry, self.cache_dir)}
+            # Its identity first: that resolves the revision (one line when the hub is unreachable)
+            # before the chat format loads its tokenizer.
+            checkpoint = model_identity(entry, self.cache_dir)
+            weights: dict[str, Any] = {"checkpoint": {**checkpoint, "chat_format": self.chat_format(entry).name}}
         elif spec.is_dense:
             weights = {"model": self.model_identity}
         else:
             weights = self.artifact_identity(spec)
-        identity = {"weights": weights, "chat_format": self.entry.chat_format.kind, **self.runtime_identity()}
+        chat = self.chat_format(entry)
+        identity = {"weights": weights, "chat_format": chat.name, **self.runtime_identity()}
         # Only a non-default setting enters the identity, so default runs keep their cached answers;
         # the HF backend's numerics revision always does (a change to it can move bf16 answers).
         if self.options.backend != "hf":
@@ -156,6 +166,7 @@ class ModelHandles:
                 identity, self.cache,
                 renderer=lambda: self._renderer(entry), backend=lambda: self._backend(spec, entry),
             ),
+            chat_format=chat,
         )
 
     def _tokenizer(self, entry: ModelEntry) -> Any:
@@ -165,17 +176,44 @@ class ModelHandles:
             self._tokenizers[entry.name] = load_tokenizer(entry, self.cache_dir, self.options.trust_remote_code)
         return self._tokenizers[entry.name]
 
-    def _renderer(self, entry: ModelEntry) -> Any:
-        chat = self.entry.chat_format
-        if chat.kind != "template":
-            return chat.render
-        tokenizer = self._tokenizer(entry)
+    def chat_format(self, entry: ModelEntry) -> ChatFormat:
+        """The format `entry`'s prompts are rendered with: its chosen layout, and for a template
+        whether it rejects a system role (probed once per tokenizer, see `chat.probe_template`)."""
+        if entry.name not in self._chat_formats:
+            chat = entry.chat_format
+            if chat.kind == "template":
+                tokenizer = self._tokenizer(entry)
+                if not getattr(tokenizer, "chat_template", None):
+                    raise TrustError(no_template_message(entry.name, self.options.chat_format))
+                chat = probe_template(self._apply_template(tokenizer), entry.name)
+            self._chat_formats[entry.name] = chat
+        return self._chat_formats[entry.name]
 
+    def _effective(self, entry: ModelEntry) -> ModelEntry:
+        """`entry` with its effective chat format (what its identity names)."""
+        return replace(entry, chat_format=self.chat_format(entry))
+
+    @staticmethod
+    def _apply_template(tokenizer: Any) -> Any:
         def apply(messages: list[dict[str, str]]) -> str:
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+        return apply
+
+    def _renderer(self, entry: ModelEntry) -> Any:
+        chat = self.chat_format(entry)
+        if chat.kind != "template":
+            return chat.render
+        apply = self._apply_template(self._tokenizer(entry))
+
+        def checked(messages: list[dict[str, str]]) -> str:
+            try:
+                return apply(messages)
+            except Exception as exc:  # a template that passed the probe yet refuses this conversation
+                raise TrustError(template_failure(entry.name, exc)) from None
+
         def render(messages: Sequence[Message]) -> str:
-            return chat.render(messages, apply)
+            return chat.render(messages, checked)
 
         return render
 
@@ -191,6 +229,8 @@ class ModelHandles:
             free_gpu_memory()
         self.loads[asked.canonical] = self.loads.get(asked.canonical, 0) + 1
         spec = asked.for_device(self.device.type)
+        building = not (spec.is_dense or spec.method == "hub")
+        self.progress(f"{asked.canonical}: loading the model{' and compressing it' if building else ''}", True)
         if spec.is_calibrated and asked.n_samples is None and spec.cal_samples != DEFAULT_CAL_SAMPLES:
             self.events.append(
                 f"{asked.canonical}: calibrated on {spec.cal_samples} x {spec.seqlen} tokens, the "

@@ -3,6 +3,8 @@
 `OPTIONS` declares the command-line flags (the plugin registers them as they are; a standalone
 script can too); `read_options(value)` turns the raw values, however obtained, into a checked,
 frozen `TrustOptions`. Torch-free: a bad option is a one-line TrustError before any model loads.
+Light to import: the plugin declares these flags in every pytest session of the environment, so
+the checks import the science they need (specs, gate, dimensions, data sources) only when called.
 """
 
 from __future__ import annotations
@@ -12,41 +14,58 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import dimensions
-from .decodingtrust import parse_data_option
-from .engine.vllm import check_backend
 from .errors import TrustError, one_line
-from .gate import BOOTSTRAP_REPLICATES, REFUSAL_SHIFT_FLAG, Tolerance, parse_gate, parse_tolerance
-from .models.registry import DEFAULT_MODEL, ModelEntry, known_models, resolve_model
-from .scorers import check_scorer_name
-from .spec import CompressionSpec, parse_specs
+from .models.chat import check_chat_format
+from .models.registry import DEFAULT_MODEL, ModelEntry, known_models, resolve_model, with_chat_format
 from .storage import user_path
+
+if TYPE_CHECKING:
+    from .gate import Tolerance
+    from .spec import CompressionSpec
 
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+# The gate's defaults (gate.REFUSAL_SHIFT_FLAG, gate.BOOTSTRAP_REPLICATES; a test keeps them equal)
+REFUSAL_SHIFT_DEFAULT = 10.0
+BOOTSTRAP_DEFAULT = 1000
+COMMAND_LINE_ONLY = "command line only: a checked-in file must not turn it on"
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One command-line flag; `ini` is the default of its ini key of the same name (None: no ini key)."""
+    """One command-line flag and its ini key of the same name as `dest`.
+
+    `ini` is the ini key's default (None: the flag has no ini key, `COMMAND_LINE_ONLY` says why);
+    `kind` is "value", "append" (repeatable, comma-separated) or "flag" (on/off: an ini bool);
+    `path`: the value names a file or folder; `alias`: a short name registered too where no other
+    plugin or conftest defines it (`--model` for `--trust-model`)."""
 
     flag: str
     dest: str
     help: str
-    ini: str | None = None
-    action: str | None = None  # "store_true" or "append"; None = a value
+    ini: str | None = ""
+    kind: Literal["value", "append", "flag"] = "value"
+    path: bool = False
+    alias: str | None = None
 
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
-        "--model", "trust_model",
+        "--trust-model", "trust_model",
         f"model alias ({known_models()}), hub id or local directory; default {DEFAULT_MODEL}", DEFAULT_MODEL,
+        path=True, alias="--model",
     ),
     OptionSpec(
-        "--compress", "trust_compress",
-        "compression spec(s), e.g. wanda-50,gptq-4 (repeatable); omit for a dense-only profile", "", "append",
+        "--trust-compress", "trust_compress",
+        "compression spec(s), e.g. wanda-50,gptq-4 (repeatable); omit for a dense-only profile",
+        kind="append", alias="--compress",
+    ),
+    OptionSpec(
+        "--trust-chat-format", "trust_chat_format",
+        "prompt layout: auto (default: the model's own; a chat template that rejects a system role gets "
+        "the system text folded into the first user turn), template, plain, vicuna or llama2", "auto",
     ),
     OptionSpec(
         "--trust-tolerance", "trust_tolerance",
@@ -61,11 +80,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "auto (bf16 where the hardware computes it natively; else fp16 on GPUs, fp32 on CPUs), fp32, bf16, fp16",
         "auto",
     ),
-    OptionSpec("--trust-seed", "trust_seed", "seed for sampling and subsampling (default 0)"),
+    OptionSpec("--trust-seed", "trust_seed", "seed for sampling and subsampling (default 0)", "0"),
     OptionSpec(
-        "--trust-cache-dir", "trust_cache_dir", "cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)", "",
+        "--trust-cache-dir", "trust_cache_dir", "cache folder (default $COMPTRUST_CACHE_DIR or ~/.cache/comptrust)",
+        path=True,
     ),
-    OptionSpec("--trust-report", "trust_report", "write the results as JSON to this path"),
+    OptionSpec("--trust-report", "trust_report", "write the results as JSON to this path", path=True),
     OptionSpec(
         "--trust-scoring", "trust_scoring", "scoring variant: comptrust-paper (default) or dt (DecodingTrust)",
         "comptrust-paper",
@@ -73,7 +93,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--trust-data", "trust_data",
         "probe data: shipped (default), decodingtrust[@REVISION] (DecodingTrust's data from the hub, "
-        "through datasets) or PATH (a local copy laid out like its data/ folder)", "shipped",
+        "through datasets) or PATH (a local copy laid out like its data/ folder)", "shipped", path=True,
+    ),
+    OptionSpec(
+        "--trust-strict-data", "trust_strict_data",
+        "refuse a --trust-data source that lacks part of a dimension (e.g. one adversarial-demonstration "
+        "family) instead of running the parts present", kind="flag",
     ),
     OptionSpec(
         "--trust-toxicity-scorer", "trust_toxicity_scorer",
@@ -82,12 +107,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "--trust-remote-code", "trust_remote_code",
-        "allow model repositories to run their own Python code (off by default)", action="store_true",
+        "allow model repositories to run their own Python code (off by default)", None, kind="flag",
     ),
     OptionSpec(
         "--trust-allow-pickle", "trust_allow_pickle",
         "read checkpoints that have pickle weights only, with torch.load(weights_only=True) (off by default)",
-        action="store_true",
+        None, kind="flag",
     ),
     OptionSpec(
         "--trust-gate", "trust_gate",
@@ -95,46 +120,75 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "the whole bootstrap interval does; 'inconclusive' when it straddles the tolerance)", "point",
     ),
     OptionSpec(
+        "--trust-fail-on-inconclusive", "trust_fail_on_inconclusive",
+        "an inconclusive verdict (confident gate) fails the test instead of passing with a warning", kind="flag",
+    ),
+    OptionSpec(
         "--trust-bootstrap", "trust_bootstrap",
-        f"paired bootstrap replicates for the interval of each delta (default {BOOTSTRAP_REPLICATES}; 0 = none)",
-        str(BOOTSTRAP_REPLICATES),
+        f"paired bootstrap replicates for the interval of each delta (default {BOOTSTRAP_DEFAULT}; 0 = none)",
+        str(BOOTSTRAP_DEFAULT),
     ),
     OptionSpec(
         "--trust-refusal-shift", "trust_refusal_shift",
-        f"flag refusal-rate shifts above this many points (default {REFUSAL_SHIFT_FLAG:g})", f"{REFUSAL_SHIFT_FLAG:g}",
+        f"flag refusal-rate shifts above this many points (default {REFUSAL_SHIFT_DEFAULT:g})",
+        f"{REFUSAL_SHIFT_DEFAULT:g}",
     ),
     OptionSpec(
         "--trust-fail-on-refusal-shift", "trust_fail_on_refusal_shift",
-        "a flagged refusal-rate shift fails the test", action="store_true",
+        "a flagged refusal-rate shift fails the test", kind="flag",
     ),
     OptionSpec(
         "--trust-baseline", "trust_baseline",
         "stored dense results (JSON) to gate against instead of running the dense model; "
-        "created (and the test fails, for review) when missing",
+        "created (and the test fails, for review) when missing", path=True,
     ),
     OptionSpec(
         "--trust-update-baseline", "trust_update_baseline",
-        "recompute the dense results and rewrite --trust-baseline (the tests fail, for review)", action="store_true",
+        "recompute the dense results and rewrite --trust-baseline (the tests fail, for review)", kind="flag",
     ),
-    OptionSpec("--trust-markdown", "trust_markdown", "write a Markdown summary (for CI job summaries) to this path"),
-    OptionSpec("--trust-plot", "trust_plot", "write a radar chart (PNG) of dense vs every config to this path"),
+    OptionSpec(
+        "--trust-markdown", "trust_markdown",
+        "append a Markdown summary (for CI job summaries, e.g. $GITHUB_STEP_SUMMARY) to this path", path=True,
+    ),
+    OptionSpec(
+        "--trust-plot", "trust_plot", "write a radar chart (PNG) of dense vs every config to this .png path",
+        path=True,
+    ),
+    OptionSpec(
+        "--trust-flips", "trust_flips", "write every item whose answer changed (JSON lines, both outputs) to this path",
+        path=True,
+    ),
     OptionSpec(
         "--trust-backend", "trust_backend",
-        "inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')",
+        "inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')", "hf",
     ),
     OptionSpec(
         "--trust-batch-tokens", "trust_batch_tokens",
         "token slots per generation batch (default 32768 on a GPU, 8192 on a CPU); lower it after an OOM",
     ),
-    OptionSpec(
-        "--trust-strict-data", "trust_strict_data",
-        "refuse a --trust-data source that lacks part of a dimension (e.g. one adversarial-demonstration "
-        "family) instead of running the parts present", action="store_true",
-    ),
-    OptionSpec(
-        "--trust-flips", "trust_flips", "write every item whose answer changed (JSON lines, both outputs) to this path",
-    ),
 )
+
+
+def options_table() -> str:
+    """The README's table of options, generated from `OPTIONS` (a test keeps the README equal to it)."""
+    lines = ["| option | ini key | meaning |", "|---|---|---|"]
+    for option in OPTIONS:
+        flag = f"`{option.flag}`" + (f" (or `{option.alias}`)" if option.alias else "")
+        if option.ini is None:
+            ini = f"none ({COMMAND_LINE_ONLY})"
+        elif option.kind == "flag":
+            ini = f"`{option.dest} = true`"
+        else:
+            ini = f"`{option.dest}`"
+        lines.append(f"| {flag} | {ini} | {option.help.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _gate() -> Any:
+    """The gate module (imported when options are read or checked, not when they are declared)."""
+    from . import gate
+
+    return gate
 
 
 def default_cache_dir() -> Path:
@@ -157,7 +211,7 @@ def parse_samples(text: str | int) -> str | int:
 class TrustOptions:
     model: str = DEFAULT_MODEL
     specs: tuple[CompressionSpec, ...] = ()
-    tolerance: Tolerance = field(default_factory=Tolerance)
+    tolerance: Tolerance = field(default_factory=lambda: _gate().Tolerance())
     samples: str | int = "smoke"
     device: str = "auto"
     dtype: str = "auto"
@@ -168,9 +222,10 @@ class TrustOptions:
     allow_pickle: bool = False  # read pickle-only checkpoints (torch.load with weights_only=True)
     toxicity_scorer: str = "profanity-check"
     gate: str = "point"
-    bootstrap: int = BOOTSTRAP_REPLICATES  # replicates of the paired bootstrap; 0 = no interval
-    refusal_shift: float = REFUSAL_SHIFT_FLAG  # flag refusal-rate shifts above this many points
+    bootstrap: int = BOOTSTRAP_DEFAULT  # replicates of the paired bootstrap; 0 = no interval
+    refusal_shift: float = REFUSAL_SHIFT_DEFAULT  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
+    fail_on_inconclusive: bool = False  # an inconclusive verdict fails instead of warning
     # probe data: shipped, decodingtrust[@REVISION] (the hub) or a folder like DecodingTrust's data/
     data: str = "shipped"
     strict_data: bool = False  # a data source lacking part of a dimension is an error, not a note
@@ -178,10 +233,20 @@ class TrustOptions:
     update_baseline: bool = False
     backend: str = "hf"  # inference backend: hf, or vllm (CUDA only; an extra)
     batch_tokens: int | None = None  # token slots per HF batch; None = the backend's default
+    report: Path | None = None  # where the JSON report, the Markdown summary (appended), the radar
+    markdown: Path | None = None  # plot (PNG) and the flipped items (JSON lines) go
+    plot: Path | None = None
+    flips: Path | None = None
+    chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
-        parse_gate(self.gate)
+        from . import dimensions
+        from .decodingtrust import parse_data_option
+        from .engine.vllm import check_backend
+        from .scorers import check_scorer_name
+
+        _gate().parse_gate(self.gate)
         if self.bootstrap < 0 or 0 < self.bootstrap < 100:
             raise TrustError(f"--trust-bootstrap={self.bootstrap}: use 0 (no interval) or at least 100 replicates")
         if not 0 <= self.refusal_shift <= 100:
@@ -199,7 +264,8 @@ class TrustOptions:
         if self.batch_tokens is not None and self.batch_tokens < 64:
             raise TrustError(f"--trust-batch-tokens={self.batch_tokens}: use at least 64 token slots")
         check_backend(self.backend, self.device)
-        return resolve_model(self.model)
+        check_chat_format(self.chat_format)
+        return with_chat_format(resolve_model(self.model), self.chat_format)
 
 
 def _whole_number(flag: str, text: Any, hint: str) -> int:
@@ -211,6 +277,9 @@ def _whole_number(flag: str, text: Any, hint: str) -> int:
 def read_options(value: Callable[[str], Any]) -> TrustOptions:
     """Parse the raw option values into TrustOptions. `value(dest)` gives an option's command-line
     value, or its ini value where it has an ini key and the command line left it unset."""
+    from . import dimensions
+    from .spec import parse_specs
+
     compress = [c for c in (value("trust_compress") or []) if c.strip()]
     seed = _whole_number("--trust-seed", value("trust_seed") or "0", "use a non-negative integer")
     bootstrap = _whole_number(
@@ -223,7 +292,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         raise TrustError(f"--trust-refusal-shift={shift_text}: use a number of points, e.g. 10") from None
     batch_text = value("trust_batch_tokens")
     batch_tokens = None
-    if batch_text is not None:
+    if batch_text not in (None, ""):
         batch_tokens = _whole_number(
             "--trust-batch-tokens", batch_text, "use a whole number of token slots, e.g. 8192"
         )
@@ -231,7 +300,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
     return TrustOptions(
         model=value("trust_model"),
         specs=tuple(parse_specs(compress)),
-        tolerance=parse_tolerance(value("trust_tolerance"), dimensions.names()),
+        tolerance=_gate().parse_tolerance(value("trust_tolerance"), dimensions.names()),
         samples=parse_samples(value("trust_samples")),
         device=value("trust_device"),
         dtype=value("trust_dtype"),
@@ -247,8 +316,15 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         bootstrap=bootstrap,
         refusal_shift=refusal_shift,
         fail_on_refusal_shift=bool(value("trust_fail_on_refusal_shift")),
+        fail_on_inconclusive=bool(value("trust_fail_on_inconclusive")),
         baseline=Path(baseline) if baseline else None,
         update_baseline=bool(value("trust_update_baseline")),
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
+        chat_format=value("trust_chat_format") or "auto",
+        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips")},
     )
+
+
+def _path(text: str | None) -> Path | None:
+    return user_path(text) if text else None

@@ -122,7 +122,16 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
-    atomic_write_bytes(path, render_markdown(report).encode("utf-8"))
+    """Append the summary to `path` (a CI job summary such as $GITHUB_STEP_SUMMARY collects several
+    steps' output), separated from what is there by a blank line; create it when missing."""
+    text = render_markdown(report)
+    try:
+        before = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        before = ""
+    if before:
+        text = before + ("\n" if before.endswith("\n") else "\n\n") + text
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def flipped_items(rows: list[ResultRow]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ recorded. This module knows nothing about pytest, so the same run can be scripte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from .dimensions import Dimension
 from .dimensions.agreement import compare_answers
 from .dimensions.probe_set import ProbeSet
 from .dimensions.result import SCORING_REVISION, DimensionResult
+from .engine.requests import GenerationRequest
 from .errors import TrustError
 from .gate import Interval, Verdict, gate, paired_bootstrap
 from .handles import ModelHandle, ModelHandles
@@ -46,7 +48,23 @@ class TrustSession:
         self._seconds: dict[tuple[str, str], float] = {}
         self._baseline: BaselineStore | None = None
         self._out_of_memory: dict[str, str] = {}  # config -> the OOM message that stopped it here
+        self._folded: set[str] = set()  # dimensions whose system text was folded (said once each)
         self.rows: list[ResultRow] = []
+
+    @property
+    def progress(self) -> Callable[[str, bool], None]:
+        """Where progress lines go: (line, is_stage); stages are model loads and builds and each
+        dimension's end, the rest answer counts while a dimension computes."""
+        return self.handles.progress
+
+    @progress.setter
+    def progress(self, emit: Callable[[str, bool], None]) -> None:
+        self.handles.progress = emit
+
+    def answer_counts(self) -> tuple[int, int]:
+        """(answers computed, answers served from the cache) so far, over every config."""
+        engines = [handle.engine for handle in self.handles.all()]
+        return sum(e.stats.misses for e in engines), sum(e.stats.hits for e in engines)
 
     @property
     def events(self) -> list[str]:
@@ -118,12 +136,34 @@ class TrustSession:
         key = (dimension.NAME, handle.config)
         start = time.perf_counter()
         selected = self.selected(dimension)
-        outputs = handle.engine.generate(dimension.build_requests(selected))
+        requests = dimension.build_requests(selected)
+        label = f"{dimension.NAME} · {handle.config}"
+
+        def progress(done: int, total: int) -> None:
+            elapsed = time.perf_counter() - start
+            left = f", ~{elapsed / done * (total - done):.0f} s left" if done < total else ""
+            self.progress(f"{label}: {done}/{total} prompts, {elapsed:.0f} s{left}", done == total)
+
+        outputs = handle.engine.generate(requests, progress)
+        self._note_folded_system(dimension, handle, requests)
         extra: dict[str, Any] = {}
         if dimension.EXTERNAL_SCORER is not None:  # rated by an external scorer (toxicity)
             extra["scores"] = self.scorer.scores(dimension.texts_to_score(selected, outputs))
         self._results[key] = dimension.score(selected, outputs, self.options.variant, **extra)
         self._seconds[key] = time.perf_counter() - start
+
+    def _note_folded_system(
+        self, dimension: Dimension, handle: ModelHandle, requests: Sequence[GenerationRequest]
+    ) -> None:
+        """Say once per dimension that its system prompts went into the first user turn: the
+        model saw them, but not in a system role, which can move the scores they steer."""
+        if not handle.chat_format.fold_system or dimension.NAME in self._folded:
+            return
+        if any(m.role == "system" for request in requests for m in request.messages):
+            self._folded.add(dimension.NAME)
+            self.events.append(
+                f"{dimension.NAME}: the chat template rejects a system role; system text folded into the first user turn"
+            )
 
     def _out_of_memory_message(self, handle: ModelHandle, dimension: Dimension) -> str:
         from .engine.hf import default_batch_tokens

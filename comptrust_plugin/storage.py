@@ -20,9 +20,10 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 MANIFEST = "MANIFEST.json"
 COMPLETE = "COMPLETE"  # written last into a stored folder: the build finished
@@ -87,6 +88,8 @@ def user_path(text: str | Path) -> Path:
 
 def locked(path: Path) -> FileLock:
     """An inter-process lock next to `path` (parallel workers wait instead of rebuilding)."""
+    from filelock import FileLock  # not at import: the pytest plugin imports this module in every session
+
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path) + ".lock")
 

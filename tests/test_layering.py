@@ -27,8 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("gate", "baseline", "report"),
-    ("options", "handles", "session"),
-    ("plugin", "cli"),
+    ("options", "preflight", "handles", "session"),
+    ("plugin", "cli", "pytest_support"),
 )
 MAX_LINES = 400
 # Modules allowed past MAX_LINES, each one cohesive algorithm (say why).

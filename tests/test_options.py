@@ -17,10 +17,10 @@ def _raw(**given: Any) -> dict[str, Any]:
     """What a fresh command line gives: each option's ini default where it has one, else unset."""
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        if option.action == "store_true":
+        if option.kind == "flag":
             values[option.dest] = False
         elif option.ini is not None:
-            values[option.dest] = [option.ini] if option.action == "append" else option.ini
+            values[option.dest] = [option.ini] if option.kind == "append" else option.ini
         else:
             values[option.dest] = None
     values.update(given)
@@ -32,7 +32,23 @@ def test_every_flag_is_declared_once_with_help() -> None:
     dests = [option.dest for option in OPTIONS]
     assert len(set(flags)) == len(flags) and len(set(dests)) == len(dests)
     assert all(option.help for option in OPTIONS)
-    assert all(option.flag in ("--model", "--compress") or option.flag.startswith("--trust-") for option in OPTIONS)
+    assert all(option.flag.startswith("--trust-") for option in OPTIONS)
+    aliases = [option.alias for option in OPTIONS if option.alias]
+    assert sorted(aliases) == ["--compress", "--model"] and not set(aliases) & set(flags)
+
+
+def test_every_option_has_an_ini_key_except_the_two_that_run_code() -> None:
+    """A checked-in ini file may set anything but what lets a model repository or a checkpoint run code."""
+    no_ini = sorted(option.flag for option in OPTIONS if option.ini is None)
+    assert no_ini == ["--trust-allow-pickle", "--trust-remote-code"]
+    assert all(option.ini in ("", None) for option in OPTIONS if option.kind == "flag")
+
+
+def test_option_defaults_equal_the_gate_defaults() -> None:
+    from comptrust_plugin import gate, options
+
+    assert options.BOOTSTRAP_DEFAULT == gate.BOOTSTRAP_REPLICATES
+    assert options.REFUSAL_SHIFT_DEFAULT == gate.REFUSAL_SHIFT_FLAG
 
 
 def test_defaults_read_as_the_default_options(tmp_path: Path) -> None:

@@ -108,7 +108,11 @@ def test_dense_only_profile(pytester: pytest.Pytester, cache: Path, says_wrong_m
     report = tmp_path / "profile.json"
     result = _run(pytester, cache, f"--model={says_wrong_model}", "-v", f"--trust-report={report}")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*test_machine_ethics?profile? PASSED*"])
+    result.stdout.fnmatch_lines([
+        "comptrust: dense: loading the model",
+        "comptrust: machine_ethics · dense: 320/320 prompts, * s",
+        "*test_machine_ethics?profile? PASSED*",
+    ])
     row = json.loads(report.read_text())["results"][0]
     assert row["verdict"] == "profile" and row["compressed"] is None and row["dense"]["score"] == 75.0
 
@@ -189,4 +193,5 @@ def test_unreachable_hub_checkpoint_is_a_one_line_failure(
     result = _run(pytester, cache, f"--model={says_wrong_model}", "--compress=hub:no-such-org/no-such-model@main")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cannot resolve its revision*hub is unreachable*"])
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() and "During handling" not in result.stdout.str()
+    assert result.stdout.str().count("cannot resolve its revision") == 1

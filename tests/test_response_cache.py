@@ -139,12 +139,13 @@ def test_two_connections_share_one_file(tmp_path: Path) -> None:
     assert len(second) == 1
 
 
-def test_the_hf_backends_numerics_revision_is_in_every_answers_identity(tmp_path: Path) -> None:
+def test_the_hf_backends_numerics_revision_is_in_every_answers_identity(model_cache_dir: Path) -> None:
     """A change to how the HF backend computes can move bf16 near-ties: answers computed before
     it must not be served after it (a changed revision misses: see the parametrized test)."""
     from comptrust_plugin.engine.requests import HF_NUMERICS
     from comptrust_plugin.options import TrustOptions
     from comptrust_plugin.session import TrustSession
 
-    session = TrustSession(TrustOptions(cache_dir=tmp_path / "cache"))
+    # the tests' model cache: a handle's identity names its chat format, which loads the tokenizer
+    session = TrustSession(TrustOptions(cache_dir=model_cache_dir))
     assert session.handle().engine.identity["numerics"] == HF_NUMERICS

@@ -148,7 +148,9 @@ def load_hub(tables: Tables, where: str) -> adversarial_demonstrations.AdvDemoPr
 # ----------------------------------------------------------------------- its output files
 def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     """Output files `<family path>/<model>_<seed>.jsonl` (JSON: [request, response] pairs) with
-    the data file `<family path>/<seed>.jsonl` under `data` (DecodingTrust's data/adv_demonstration/)."""
+    the data file `<family path>/<seed>.jsonl` under `data` (DecodingTrust's data/adv_demonstration/).
+    A file that answers fewer rows than its data file has (an unfinished run) is left out, as its
+    aggregation's `read` leaves it out, with a note."""
     if data is None:
         raise TrustError("adversarial_demonstrations: pass --data PATH, DecodingTrust's data/adv_demonstration/")
     if (data / "adv_demonstration").is_dir():
@@ -174,8 +176,9 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
         pairs = request_pairs(load_output_json(path), path)
         if len(pairs) > len(rows):
             raise TrustError(f"{path}: {len(pairs)} responses but {data_file} has {len(rows)} rows")
-        if len(pairs) < len(rows):  # an unfinished run: the benchmark scores the responses it has
+        if len(pairs) < len(rows):  # an unfinished run: its aggregation leaves the file out
             partial.append(f"{path.name} ({len(pairs)} of {len(rows)})")
+            continue
         for index, ((number, row), (_, response)) in enumerate(zip(rows, pairs)):
             if not isinstance(row, dict):
                 raise TrustError(f"{data_file}:{number}: expected a JSON object")
@@ -198,5 +201,5 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
         )
     notes = [f"{skipped} file(s) skipped: sets the benchmark's score does not use"] if skipped else []
     if partial:
-        notes.append(f"partial output file(s), the rows answered scored as the benchmark does: {', '.join(partial)}")
+        notes.append(f"partial output file(s) left out, as its aggregation leaves them out: {', '.join(partial)}")
     return Rescored(adversarial_demonstrations.NAME, tuple(used), results, tuple(notes))

@@ -91,8 +91,10 @@ _ADVGLUE_FILE = re.compile(r"^(alpaca|vicuna|stable-vicuna)(-demo)?\.json$")
 def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     """AdvGLUE++ result files `<source model>[-demo].json` ({task: {responses, labels, ...}}).
     Score: mean over (source model, task) rows of the accuracy, as the benchmark's adv_stats.
-    Predictions are re-derived from the responses (dt: its substring rule; paper: ours)."""
-    files = output_files(paths, "*.json", lambda p: bool(_ADVGLUE_FILE.match(p.name)))
+    Predictions are re-derived from the responses (dt: its substring rule; paper: ours). Where a
+    folder holds both files of a source model, only `-demo` is read, as its adv_stats chooses."""
+    found = output_files(paths, "*.json", lambda p: bool(_ADVGLUE_FILE.match(p.name)))
+    files = [p for p in found if p.name.endswith("-demo.json") or p.with_name(f"{p.stem}-demo.json") not in found]
     ar = adversarial_robustness
     outcomes: dict[str, list[ItemOutcome]] = {v: [] for v in VARIANTS}
     for path in files:
@@ -126,4 +128,6 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     for variant in VARIANTS:
         main, rows = ar.mean_over_subsets(outcomes[variant])
         results[variant] = DimensionResult.from_outcomes(ar.NAME, variant, main, rows, outcomes[variant])
-    return Rescored(ar.NAME, tuple(files), results)
+    passed = [p.name for p in found if p not in files]
+    notes = (f"read the -demo file instead of {', '.join(passed)}, as its statistics do",) if passed else ()
+    return Rescored(ar.NAME, tuple(files), results, notes)

@@ -120,13 +120,15 @@ def judge(item: DemoItem, key: str, text: str, variant: str = "comptrust-paper")
 
 
 def nested_score(outcomes: Sequence[ItemOutcome]) -> tuple[float, dict[str, float]]:
-    """DecodingTrust's averaging, for outcomes keyed "<family>/<setting>/<file>/<n>": accuracy per
-    file, mean over a setting's files (seeds), mean over a family's settings, mean over the
-    families present (x 100). Equal to `aggregate` when every file has the same size; its
-    aggregation script nests the means like this, so re-scoring its files does too."""
+    """DecodingTrust's averaging, for outcomes keyed "<family>/<setting>/<file>/<n>" (a spurious
+    setting is "<construction>/<bias>"): accuracy per file, mean over a setting's files (seeds),
+    mean over a family's settings, mean over the families present (x 100). Equal to `aggregate`
+    when every file has the same size; its aggregation script nests the means like this, so
+    re-scoring its files does too."""
     files: dict[str, dict[str, dict[str, list[float]]]] = {}
     for o in outcomes:
-        family, setting, name, _ = o.key.split("/", 3)
+        family, rest = o.key.split("/", 1)
+        setting, name, _ = rest.rsplit("/", 2)
         files.setdefault(family, {}).setdefault(setting, {}).setdefault(name, []).append(o.value or 0.0)
 
     def mean(values: Sequence[float]) -> float:

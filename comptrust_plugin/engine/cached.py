@@ -69,8 +69,11 @@ class CachedEngine:
         """Drop the backend (and the model it holds); the cache stays."""
         self._backend = None
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> dict[str, list[str]]:
-        """request.key -> list of num_samples outputs."""
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, list[str]]:
+        """request.key -> list of num_samples outputs; `progress(done, total)` after each computed
+        answer (`total`: the answers not found in the cache)."""
         start = time.perf_counter()
         prompts = [self.render(r.messages) for r in requests]
         keys = [
@@ -87,6 +90,7 @@ class CachedEngine:
             else:
                 todo.setdefault(request.settings, []).append(index)
         self.stats.hits += len(requests) - sum(len(v) for v in todo.values())
+        total, done = sum(len(v) for v in todo.values()), [0]
         groups: dict[GenerationSettings, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.settings, []).append(index)
@@ -101,7 +105,7 @@ class CachedEngine:
 
             def on_done(
                 local: int, outputs: list[str], members: list[int] = members,
-                buffer: list[tuple[str, list[str]]] = buffer,
+                buffer: list[tuple[str, list[str]]] = buffer, local_missing: set[int] = local_missing,
             ) -> None:
                 index = members[local]
                 results[requests[index].key] = outputs
@@ -109,6 +113,10 @@ class CachedEngine:
                 if len(buffer) >= 16:
                     self.cache.put_many(buffer)
                     buffer.clear()
+                if local in local_missing:
+                    done[0] += 1
+                    if progress is not None:
+                        progress(done[0], total)
 
             self._backend_now().generate(
                 [prompts[i] for i in members], settings,

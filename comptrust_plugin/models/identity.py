@@ -14,9 +14,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 def model_identity(entry: ModelEntry, cache_dir: Path) -> dict[str, object]:
     """Id + revision for hub models, content hash for embedded and local ones.
 
-    Computed once per session by the caller; never depends on the alias spelling.
+    Computed once per session by the caller; never depends on the alias spelling. The chat
+    format is the effective one ("template+fold-system" where the template rejects a system
+    role: the caller resolves it from the tokenizer first).
     """
-    chat = entry.chat_format.kind
+    chat = entry.chat_format.name
     if entry.source == "embedded-gguf":
         path = embedded_gguf_path(entry)
         return {

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from ..errors import TrustError, one_line
 from ..storage import user_path
-from .chat import ChatFormat
+from .chat import ChatFormat, ChatKind
 
 SourceKind = Literal["embedded-gguf", "hub", "local"]
 
@@ -123,14 +124,22 @@ def resolve_model(name: str) -> ModelEntry:
     )
 
 
+def with_chat_format(entry: ModelEntry, asked: str) -> ModelEntry:
+    """The entry with the layout --trust-chat-format asked for ("auto": the registry's choice)."""
+    if asked == "auto":
+        return entry
+    return replace(entry, chat_format=ChatFormat(cast(ChatKind, asked)), is_chat=asked != "plain")
+
+
 def _has_chat_template(path: Path) -> bool:
     if (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists():
         return True
-    config = path / "tokenizer_config.json"
     try:
-        return '"chat_template"' in config.read_text(encoding="utf-8")
-    except OSError:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
+    # a saved tokenizer without a template writes "chat_template": null
+    return isinstance(config, dict) and bool(config.get("chat_template"))
 
 
 def embedded_gguf_path(entry: ModelEntry) -> Path:

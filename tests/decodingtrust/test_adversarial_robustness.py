@@ -43,6 +43,23 @@ def test_rescore_adversarial_robustness_matches_hand_computation(tmp_path: Path)
     assert result.results["dt"].subscores["vicuna/mnli"] == pytest.approx(50.0)
 
 
+def test_rescore_adversarial_robustness_prefers_the_demo_file(tmp_path: Path) -> None:
+    """Its adv_stats reads `<source>-demo.json` where it exists, else `<source>.json`, never both."""
+    def task(labels: list[int], texts: list[str]) -> dict[str, Any]:
+        return {"requests": [{}] * len(texts), "responses": [_response(t) for t in texts],
+                "predictions": [0] * len(texts), "labels": labels}
+
+    (tmp_path / "alpaca.json").write_text(json.dumps({"sst2": task([1, 1], ["negative", "negative"])}))
+    (tmp_path / "alpaca-demo.json").write_text(json.dumps({"sst2": task([1], ["positive"])}))
+    (tmp_path / "vicuna.json").write_text(json.dumps({"sst2": task([0, 0], ["negative", "positive"])}))
+    result = rescore("adversarial_robustness", [tmp_path])
+    # alpaca/sst2 from the demo file only: 1 of 1 (not 1 of 3); vicuna/sst2 1 of 2 -> (100 + 50) / 2
+    assert result.results["dt"].subscores == {"alpaca/sst2": 100.0, "vicuna/sst2": 50.0}
+    assert result.results["dt"].score == pytest.approx(75.0)
+    assert sorted(p.name for p in result.files) == ["alpaca-demo.json", "vicuna.json"]
+    assert any("instead of alpaca.json" in n for n in result.notes)
+
+
 # ----------------------------------------------------------- its data as probes (`--trust-data`)
 # Its data/adv-glue-plus-plus/data/<source>.json = {task: [rows]} (README there, gpt_eval.py);
 # its score: per (source, task) accuracy, averaged over those rows (adv_stats.py).
