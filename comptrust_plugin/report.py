@@ -215,7 +215,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
             into["model_loaded"] = into["model_loaded"] or stats["model_loaded"]
             into["seconds"] = round(into["seconds"] + stats["seconds"], 3)
     merged["engine"] = engine
-    merged["events"] = [event for report in reports for event in report.get("events", [])]
+    merged["events"] = list(dict.fromkeys(event for report in reports for event in report.get("events", [])))
     jsonschema.validate(merged, schema("report"))
     return merged
 

@@ -162,7 +162,8 @@ class TrustSession:
         if any(m.role == "system" for request in requests for m in request.messages):
             self._folded.add(dimension.NAME)
             self.events.append(
-                f"{dimension.NAME}: the chat template rejects a system role; system text folded into the first user turn"
+                f"{dimension.NAME}: the chat template rejects a system role; "
+                "system text folded into the first user turn"
             )
 
     def _out_of_memory_message(self, handle: ModelHandle, dimension: Dimension) -> str:

@@ -10,10 +10,11 @@ import pytest
 from comptrust_plugin.dimensions import machine_ethics
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.models.chat import ChatFormat, Message, fold_system, probe_template
-from comptrust_plugin.options import OPTIONS, TrustOptions, read_options
+from comptrust_plugin.options import TrustOptions, read_options
 from comptrust_plugin.session import TrustSession
 
 from .scripted_models import build_scripted_model
+from .test_options import _raw
 
 # Gemma-2's template in short: a system turn raises, turns must alternate user/model.
 REJECTS_SYSTEM = (
@@ -40,18 +41,6 @@ SMOLLM2_RENDERED = (
 )
 
 
-def _raw(**given: str) -> dict[str, object]:
-    """What a fresh command line gives (each option's ini default), with `given` typed on it."""
-    values: dict[str, object] = {}
-    for option in OPTIONS:
-        if option.kind == "flag":
-            values[option.dest] = False
-        else:
-            values[option.dest] = [option.ini] if option.kind == "append" and option.ini else option.ini
-    values.update(given)
-    return values
-
-
 def _with_template(tokenizer, template: str | None):
     changed = copy.deepcopy(tokenizer)
     changed.chat_template = template
@@ -65,7 +54,9 @@ def _apply(tokenizer):
 @pytest.fixture(scope="module")
 def gemma_style_model(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
     """A scripted model (always says "wrong") whose chat template rejects a system role."""
-    return build_scripted_model(tmp_path_factory.mktemp("rejects-system"), _with_template(tokenizer, REJECTS_SYSTEM), "wrong")
+    return build_scripted_model(
+        tmp_path_factory.mktemp("rejects-system"), _with_template(tokenizer, REJECTS_SYSTEM), "wrong"
+    )
 
 
 def _model_with(tmp_path: Path, tokenizer, template: str | None) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
@@ -146,13 +147,23 @@ def test_xdist_modes_give_one_table_and_identical_results(
     pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path,
     tmp_path: Path, mode: list[str],
 ) -> None:
-    report, flips = tmp_path / "report.json", tmp_path / "flips.jsonl"
+    report, flips, junit = tmp_path / "report.json", tmp_path / "flips.jsonl", tmp_path / "junit.xml"
     result = _run(
         pytester, cache, f"--model={says_wrong_model}", f"--compress=mag-50,hub:{says_not_wrong_model}",
-        f"--trust-report={report}", f"--trust-flips={flips}", *mode,
+        f"--trust-report={report}", f"--trust-flips={flips}", f"--junitxml={junit}", *mode,
     )
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("comptrust trust summary") == 1
+    # the verdicts' numbers reach JUnit XML from workers too
+    cases = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(junit).getroot().iter("testcase")
+    }
+    assert sorted((c["config"], c["verdict"], c["delta"]) for c in cases.values()) == [
+        ("hub:" + str(says_not_wrong_model), "FAIL", "-50.0"), ("mag-50", "pass", "0.0"),
+    ]
+    if mode == ["-n", "2"]:  # a worker's terminal is not shown: the controller says what each trust test computed
+        result.stdout.fnmatch_lines(["comptrust: [[]gw?[]] *test_machine_ethics[[]mag-50[]]: * answers computed, *"])
     if mode == ["-n", "2"]:  # one xdist group per config: each config loaded on one worker, once
         loads = re.search(r"workers: (.*)", result.stdout.str())
         assert loads is not None and "grouping did not take effect" not in result.stdout.str()

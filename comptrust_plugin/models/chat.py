@@ -187,7 +187,11 @@ def template_failure(model: str, exc: BaseException) -> str:
 
 def no_template_message(model: str, asked: str) -> str:
     """One line for a tokenizer without a chat template where the template layout was chosen."""
-    who = f"--trust-chat-format=template: the tokenizer of {model}" if asked == "template" else f"--model={model}: its tokenizer"
+    who = (
+        f"--trust-chat-format=template: the tokenizer of {model}"
+        if asked == "template"
+        else f"--model={model}: its tokenizer"
+    )
     return f"{who} has no chat template; use --trust-chat-format=plain for a base model, or vicuna or llama2"
 
 
