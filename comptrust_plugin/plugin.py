@@ -393,5 +393,5 @@ class XdistHooks:
         from the cache when its report reaches the controller."""
         line = pytest_support.worker_test_line(report)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if line and reporter is not None and self.config.get_verbosity() >= -1:
+        if line and reporter is not None and self.config.getoption("verbose", 0) >= -1:
             reporter.write_line(line)

@@ -193,7 +193,7 @@ def progress_printer(config: pytest.Config) -> Callable[[str, bool], None]:
     """Where the session's progress lines go: the terminal, with output capture suspended.
     Default and -v: every stage and a line at least every 10 s; -q: at most one line a minute
     (stages included); -qq or an xdist worker (its terminal is not shown): nothing."""
-    verbosity = config.get_verbosity()
+    verbosity = config.getoption("verbose", 0)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     quiet = hasattr(config, "workerinput") or reporter is None or verbosity < -1
