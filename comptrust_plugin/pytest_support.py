@@ -249,8 +249,11 @@ def worker_test_line(report: pytest.TestReport) -> str:
     if report.when != "call" or worker is None or "answers_computed" not in properties:
         return ""
     name = getattr(getattr(worker, "gateway", None), "id", "worker")
+    nodeid = report.nodeid
+    if nodeid.rfind("@") > nodeid.rfind("]"):  # xdist's "@<group>" suffix (--dist loadgroup; pytest < 9.2 shows it)
+        nodeid = nodeid[: nodeid.rfind("@")]
     return (
-        f"comptrust: [{name}] {report.nodeid}: {properties['answers_computed']} answers computed, "
+        f"comptrust: [{name}] {nodeid}: {properties['answers_computed']} answers computed, "
         f"{properties['answers_cached']} cached, {properties['verdict']}"
     )
 
