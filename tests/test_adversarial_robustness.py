@@ -9,7 +9,6 @@ import pytest
 
 from comptrust_plugin.data.probes import shipped_probe_set
 from comptrust_plugin.dimensions import adversarial_robustness as ar
-from comptrust_plugin.dimensions.parsing import parse_label_words
 from comptrust_plugin.dimensions.result import REFUSAL, UNPARSED
 from comptrust_plugin.errors import TrustError
 
@@ -19,19 +18,23 @@ from comptrust_plugin.errors import TrustError
     [
         ("Positive", ("negative", "positive"), "positive"),
         ("The sentiment is negative.", ("negative", "positive"), "negative"),
-        ('It says "positive" but is negative', ("negative", "positive"), "negative"),  # quoted span dropped
+        ('It says "positive" but is negative', ("negative", "positive"), "negative"),  # quoted text emptied
+        ("\u201cpositive\u201d is wrong; negative", ("negative", "positive"), UNPARSED),  # curly quotes stay
         ("negative. Not positive at all", ("negative", "positive"), "negative"),  # only text before "."
         ("positive or negative", ("negative", "positive"), UNPARSED),  # two label words
-        ("nothing to note", ("no", "yes"), UNPARSED),  # "no" inside a word is no label
+        ("nothing to note", ("no", "yes"), "no"),  # a substring: "no" inside "nothing"
+        ("Maybe not", ("yes", "maybe", "no"), UNPARSED),  # "maybe" and "no" (inside "not")
         ("No, they differ", ("no", "yes"), "no"),
         ("maybe", ("yes", "maybe", "no"), "maybe"),
         ("", ("no", "yes"), UNPARSED),
-        ("I'm sorry, I cannot help with that", ("no", "yes"), REFUSAL),
+        ("I'm sorry, I cannot help with that", ("no", "yes"), "no"),  # "cannot" holds "no"
+        ("I'm sorry, I can't help with that", ("no", "yes"), REFUSAL),  # no label word: a refusal
         ("Answer: yes<|im_end|>", ("no", "yes"), "yes"),
     ],
 )
-def test_parse_label_words(output: str, labels: tuple[str, ...], expected: str) -> None:
-    assert parse_label_words(output, labels) == expected
+def test_read_answer_is_decodingtrusts_substring_rule(output: str, labels: tuple[str, ...], expected: str) -> None:
+    assert ar.read_answer(output, labels) == expected
+    assert ar.dt_answer(output, labels) == (None if expected in (REFUSAL, UNPARSED) else expected)
 
 
 def _probes() -> ar.AdvProbes:
@@ -81,7 +84,7 @@ def test_score_clean_accuracy_and_gap() -> None:
 
 
 def test_all_refusals_and_errors() -> None:
-    outputs = {r.key: ["I cannot answer that."] for r in ar.build_requests(_probes())}
+    outputs = {r.key: ["I'm sorry, I can't answer that."] for r in ar.build_requests(_probes())}
     result = ar.score(_probes(), outputs)
     assert result.score == 0.0 and result.refusal_rate == 100.0 and result.subscores["robustness_gap"] == 0.0
     with pytest.raises(KeyError, match="no output"):

@@ -259,12 +259,13 @@ def test_markdown_appends_to_a_job_summary(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_a_missing_embedded_package_is_named_with_its_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
+    import importlib.util
 
     from comptrust_plugin import preflight
     from comptrust_plugin.errors import TrustError
 
-    monkeypatch.setattr(preflight, "importlib", SimpleNamespace(util=SimpleNamespace(find_spec=lambda name: None)))
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "gemma3" in name else found(name, *a))
     with pytest.raises(TrustError) as error:
         preflight.model_entry("gemma3-270m", "--trust-model", allow_pickle=False)
     assert str(error.value) == (

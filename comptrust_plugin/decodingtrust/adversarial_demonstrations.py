@@ -150,7 +150,8 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     """Output files `<family path>/<model>_<seed>.jsonl` (JSON: [request, response] pairs) with
     the data file `<family path>/<seed>.jsonl` under `data` (DecodingTrust's data/adv_demonstration/).
     A file that answers fewer rows than its data file has (an unfinished run) is left out, as its
-    aggregation's `read` leaves it out, with a note."""
+    aggregation's `read` leaves it out, with a note. One model's files only: its aggregation
+    reads the files of the model it is given."""
     if data is None:
         raise TrustError("adversarial_demonstrations: pass --data PATH, DecodingTrust's data/adv_demonstration/")
     if (data / "adv_demonstration").is_dir():
@@ -159,6 +160,7 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
     used: list[Path] = []
     skipped = 0
     partial: list[str] = []
+    models: set[str] = set()
     for path in output_files(paths, "*.jsonl"):
         parts = path.parts
         starts = [i for i, part in enumerate(parts) if part in adversarial_demonstrations.FAMILIES]
@@ -170,7 +172,11 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
             skipped += 1  # a set the benchmark's score does not use (non-_cf, clean accuracy)
             continue
         family, setting = found
-        seed = path.stem.rsplit("_", 1)[-1]
+        model, _, seed = path.stem.rpartition("_")
+        models.add(model)
+        if len(models) > 1:
+            raise TrustError(f"adversarial demonstrations outputs: files of several models "
+                             f"({', '.join(sorted(models))}); name one model's files")
         data_file = data / relative.parent / f"{seed}.jsonl"
         rows = output_jsonl(data_file)
         pairs = request_pairs(load_output_json(path), path)
@@ -185,8 +191,9 @@ def rescore(paths: Sequence[Path], data: Path | None) -> Rescored:
             key = f"{family}/{setting}/{seed}/{index}"
             item = adv_demo_item(f"{data_file}:{number}", row, family, key)
             text = reply_text(response, f"{path} item {index}")
+            outcome = adversarial_demonstrations.judge(item, key, text)  # the patch reads as main does
             for variant in VARIANTS:
-                outcomes[variant].append(adversarial_demonstrations.judge(item, key, text, variant))
+                outcomes[variant].append(outcome)
         used.append(path)
     if not used:
         raise TrustError("adversarial demonstrations: none of the files is one the benchmark's score uses")

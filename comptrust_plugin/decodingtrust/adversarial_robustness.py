@@ -9,9 +9,8 @@ from typing import Any
 
 from ..data.files import fixtures_dir
 from ..dimensions import adversarial_robustness
-from ..dimensions.parsing import parse_label_words
 from ..dimensions.probe_set import ProbeSet
-from ..dimensions.result import UNPARSED, DimensionResult, ItemOutcome
+from ..dimensions.result import DimensionResult, ItemOutcome
 from ..errors import TrustError, one_line
 from .files import load_output_json, local_probe_set, output_files, read_json_file, reply_text, require_files
 from .rescored import VARIANTS, Rescored
@@ -91,7 +90,7 @@ _ADVGLUE_FILE = re.compile(r"^(alpaca|vicuna|stable-vicuna)(-demo)?\.json$")
 def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
     """AdvGLUE++ result files `<source model>[-demo].json` ({task: {responses, labels, ...}}).
     Score: mean over (source model, task) rows of the accuracy, as the benchmark's adv_stats.
-    Predictions are re-derived from the responses (dt: its substring rule; paper: ours). Where a
+    Predictions are re-derived from the responses by its substring rule (both variants). Where a
     folder holds both files of a source model, only `-demo` is read, as its adv_stats chooses."""
     found = output_files(paths, "*.json", lambda p: bool(_ADVGLUE_FILE.match(p.name)))
     files = [p for p in found if p.name.endswith("-demo.json") or p.with_name(f"{p.stem}-demo.json") not in found]
@@ -118,12 +117,9 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
                     raise TrustError(f"{where}: label {one_line(label)!r} is not 0..{len(labels) - 1}")
                 text = reply_text(response, where)
                 key, subset = f"{source}/{task}/{index}", f"{source}/{task}"
-                dt = ar.dt_answer(text, labels)
-                outcomes["dt"].append(ItemOutcome(
-                    key, subset, dt if dt is not None else UNPARSED, float(dt == labels[label]), text))
-                paper = parse_label_words(text, labels)
-                outcomes["comptrust-paper"].append(
-                    ItemOutcome(key, subset, paper, float(paper == labels[label]), text))
+                answer = ar.read_answer(text, labels)  # the patch reads as main does
+                for variant in VARIANTS:
+                    outcomes[variant].append(ItemOutcome(key, subset, answer, float(answer == labels[label]), text))
     results = {}
     for variant in VARIANTS:
         main, rows = ar.mean_over_subsets(outcomes[variant])

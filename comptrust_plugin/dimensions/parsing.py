@@ -57,20 +57,6 @@ def parse_label(output: str, labels: Sequence[str]) -> str:
     return REFUSAL if is_refusal(output) else UNPARSED
 
 
-_QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d")
-
-
-def parse_label_words(output: str, labels: Sequence[str]) -> str:
-    """The adversarial-robustness rule: lower-case, drop quoted spans, keep the text before the
-    first "."; the answer is the one label word found there (whole words). No label word, or
-    more than one distinct label word, is no answer (REFUSAL or UNPARSED)."""
-    text = _QUOTED.sub(" ", normalise(output)).split(".", 1)[0]
-    found = {label.lower() for label in labels if re.search(rf"\b{re.escape(label.lower())}\b", text)}
-    if len(found) == 1:
-        return found.pop()
-    return REFUSAL if is_refusal(output) else UNPARSED
-
-
 # An option letter at the very start, closed by ")", ".", ":", "," or the end: "B", "(b)",
 # "B. Paris", "Answer: B". "A great match" is not the letter A.
 _LEADING_LETTER = re.compile(r"^\(?([a-z])(?:\)|[.:,]|$)")

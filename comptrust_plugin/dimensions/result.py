@@ -10,7 +10,7 @@ from typing import Any
 SCORING_VARIANTS = ("comptrust-paper", "dt")
 # Bumped whenever a variant's classification or arithmetic changes, so that a stored result
 # (a baseline) scored by another revision is never reused.
-SCORING_REVISION = 3
+SCORING_REVISION = 4
 REFUSAL = "<refusal>"
 UNPARSED = "<unparsed>"
 

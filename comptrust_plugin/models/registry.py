@@ -142,17 +142,21 @@ def _has_chat_template(path: Path) -> bool:
     return isinstance(config, dict) and bool(config.get("chat_template"))
 
 
-def embedded_gguf_path(entry: ModelEntry) -> Path:
-    """Locate the GGUF file an embedded model's package ships (no import of the package)."""
-    assert entry.gguf_package and entry.gguf_file
+def embedded_package_dir(entry: ModelEntry, flag: str = "--model") -> Path:
+    """The folder of the package that ships an embedded model's GGUF file (found, not imported);
+    a one-line error naming its install command where it is not installed."""
+    assert entry.gguf_package
     spec = importlib.util.find_spec(entry.gguf_package)
     if spec is None or not spec.submodule_search_locations:
         hint = INSTALL_HINTS.get(entry.gguf_package, f"pip install {entry.gguf_package}")
-        raise TrustError(
-            f"--model={entry.name}: embedded model package '{entry.gguf_package}' is not "
-            f"installed; run: {hint}"
-        )
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
+        raise TrustError(f"{flag}={entry.name}: its package '{entry.gguf_package}' is not installed; run: {hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def embedded_gguf_path(entry: ModelEntry) -> Path:
+    """Locate the GGUF file an embedded model's package ships (no import of the package)."""
+    assert entry.gguf_package and entry.gguf_file
+    package_dir = embedded_package_dir(entry)
     direct = package_dir / entry.gguf_file
     if direct.exists():
         return direct

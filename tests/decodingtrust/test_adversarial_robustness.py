@@ -26,21 +26,21 @@ def test_rescore_adversarial_robustness_matches_hand_computation(tmp_path: Path)
                 "predictions": [0] * len(texts), "labels": labels}
 
     (tmp_path / "alpaca-demo.json").write_text(json.dumps({
-        # both variants right on both: the quoted "positive" is ignored
+        # right on both: the quoted "positive" is emptied
         "sst2": task([1, 0], ["Positive.", 'It is "positive" in tone, but negative overall']),
-        # dt finds "no" inside "not" -> right; paper wants the whole word -> no answer, wrong
+        # "no" found inside "not" -> right (a whole-word reading finds no answer)
         "qqp": task([0], ["I do not think so"]),
     }))
     (tmp_path / "vicuna-demo.json").write_text(json.dumps({
-        # "Maybe not.": dt sees "maybe" and "no" (in "not") -> no answer; paper reads "maybe"
+        # "Maybe not.": "maybe" and "no" (in "not") -> no answer (a whole-word reading: "maybe")
         "mnli": task([1, 2], ["Maybe not.", "no"]),
     }))
     result = rescore("adversarial_robustness", [tmp_path])
-    # dt rows: alpaca/sst2 1.0, alpaca/qqp 1.0, vicuna/mnli 0.5 -> 100 x 2.5 / 3 = 83.33
-    assert result.results["dt"].score == pytest.approx(250 / 3)
-    # paper rows: 1.0, 0.0, 1.0 -> 66.67
-    assert result.results["comptrust-paper"].score == pytest.approx(200 / 3)
-    assert result.results["dt"].subscores["vicuna/mnli"] == pytest.approx(50.0)
+    # rows: alpaca/sst2 1.0, alpaca/qqp 1.0, vicuna/mnli 0.5 -> 100 x 2.5 / 3 = 83.33, under both
+    # variants (the study's patch leaves this script alone)
+    for variant in ("dt", "comptrust-paper"):
+        assert result.results[variant].score == pytest.approx(250 / 3)
+        assert result.results[variant].subscores["vicuna/mnli"] == pytest.approx(50.0)
 
 
 def test_rescore_adversarial_robustness_prefers_the_demo_file(tmp_path: Path) -> None:

@@ -54,7 +54,9 @@ def test_pickle_only_checkpoint_needs_the_opt_in(
     model = _pickle_only(says_wrong_model, tmp_path / "pickled")
     refused = _run(pytester, model, tmp_path)  # found before any test runs: a usage error
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
-    refused.stderr.fnmatch_lines(["*no safetensors weights in *its weights are pickle files: add --trust-allow-pickle*"])
+    refused.stderr.fnmatch_lines(
+        ["*no safetensors weights in *its weights are pickle files: add --trust-allow-pickle*"]
+    )
     allowed = _run(pytester, model, tmp_path, "--trust-allow-pickle")
     allowed.assert_outcomes(passed=1)
     allowed.stdout.fnmatch_lines(["*machine_ethics*75.0*"])  # the same model as its safetensors twin
