@@ -303,7 +303,7 @@ class ModelHandles:
         """The folder of a compressed model, built once under the store's lock, and the model
         this call built (None when another process or an earlier run had built it)."""
         from .compress.apply import compress_model
-        from .compress.store import ArtifactStore
+        from .compress.store import ArtifactStore, save_grids
 
         built: list[LoadedModel] = []
 
@@ -311,8 +311,36 @@ class ModelHandles:
             loaded = self._load(entry)
             stats = compress_model(loaded.model, spec, loaded.tokenizer)
             loaded.model.save_pretrained(tmp, safe_serialization=True)
+            save_grids(tmp, stats.grids)
             built.append(loaded)
             self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s ({verb})")
 
         path, _ = ArtifactStore(self.cache_dir).get_or_build(self.artifact_identity(spec), build)
         return path, built[0] if built else None
+
+    # -------------------------------------------------------------------- export
+    def export(self, asked: CompressionSpec, target: Path) -> Path:
+        """Write a compressed config to `target` as a checkpoint others load (compress/export.py):
+        from its stored artifact, or compressed again (cheap methods)."""
+        from .compress.apply import compress_model, compression_identity
+        from .compress.export import write_checkpoint
+        from .compress.store import load_grids
+
+        if asked.is_dense or asked.method == "hub":
+            raise TrustError(f"--compress={asked.canonical}: only a compression comptrust made can be exported")
+        spec = asked.for_device(self.device.type)
+        self.progress(f"{asked.canonical}: writing the checkpoint to {target}", True)
+        if spec.method in CHEAP_METHODS:
+            loaded = self._load(self.entry)
+            grids = compress_model(loaded.model, spec, loaded.tokenizer).grids
+        else:
+            path, built = self._stored(spec, self.entry)
+            loaded = built if built is not None else self._load(self.entry, weights_dir=path)
+            grids = load_grids(path)
+        provenance = {
+            "model_name": self.entry.name, "model": self.model_identity,
+            **compression_identity(spec), **self.runtime_identity(),
+        }
+        written = write_checkpoint(loaded.model, loaded.tokenizer, spec, grids, target, provenance)
+        self.events.append(f"exported {asked.canonical} to {written}")
+        return written

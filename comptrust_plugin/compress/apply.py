@@ -10,8 +10,8 @@ from torch import nn
 
 from ..errors import TrustError
 from ..spec import CompressionSpec
-from .grid import quantize_rtn
-from .layers import model_linears
+from .grid import Grid, quantize_rtn_grid
+from .layers import blocks_name, model_linears
 from .magnitude import magnitude_prune_
 from .runner import BlockCompressor
 
@@ -28,6 +28,7 @@ class CompressionStats:
     layers: int
     sparsity: float  # share of zeros over all compressed Linear weights
     extra: dict[str, float] = field(default_factory=dict)
+    grids: dict[str, Grid] = field(default_factory=dict)  # quantized Linears' grids, by name in the model
 
 
 def method_version(spec: CompressionSpec) -> int:
@@ -83,24 +84,29 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
     start = time.perf_counter()
     linears = model_linears(model)
     extra: dict[str, float] = {}
+    grids: dict[str, Grid] = {}
     if spec.is_calibrated:
         from .calibration import calibration_windows
         from .runner import run_layerwise
 
         run = run_layerwise(model, calibration_windows(spec, tokenizer), make_compressor(spec))
         extra = {**run.extra, "calibration_tokens": float(run.samples * run.seqlen)}
+        grids = run.grids
     else:
-        for linear in linears.values():
+        for name, linear in linears.items():
             if spec.method == "mag":
                 fraction = spec.sparsity / 100 if spec.sparsity is not None else None
                 magnitude_prune_(linear, fraction, spec.n_m)
             elif spec.method == "rtn":
                 assert spec.bits is not None
                 weight = linear.weight.data
-                weight.copy_(quantize_rtn(weight.float(), spec.bits, spec.group_size).to(weight.dtype))
+                quantized, grids[f"{blocks_name(model)}.{name}"] = quantize_rtn_grid(
+                    weight.float(), spec.bits, spec.group_size
+                )
+                weight.copy_(quantized.to(weight.dtype))
     zeros = sum(int((lin.weight == 0).sum()) for lin in linears.values())
     total = sum(lin.weight.numel() for lin in linears.values())
     return CompressionStats(
         spec=spec.canonical, seconds=time.perf_counter() - start, layers=len(linears),
-        sparsity=zeros / total, extra=extra,
+        sparsity=zeros / total, extra=extra, grids=grids,
     )

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .grid import fake_quantize, grid_params, group_bounds, quantize_rtn
+from .grid import fake_quantize, grid_params, group_bounds, quantize_rtn, quantize_rtn_grid
 from .runner import BlockStep, InputGroup
 
 GRID_POINTS = 20
@@ -277,7 +277,8 @@ class AWQCompressor:
                 weight = linear.weight.data.float()
                 if not any(part in name.split(".")[-1] for part in SKIP_CLIP):
                     weight = clip_search(weight, x, self.bits, self.group_size)
-                linear.weight.data = quantize_rtn(weight, self.bits, self.group_size).to(linear.weight.dtype)
+                quantized, step.grids[name] = quantize_rtn_grid(weight, self.bits, self.group_size)
+                linear.weight.data = quantized.to(linear.weight.dtype)
         return {"awq_groups_scaled": float(folded), "awq_mean_alpha": sum(ratios) / max(len(ratios), 1)}
 
     def _foldable(self, step: BlockStep, modules: dict[str, nn.Module], group: InputGroup) -> bool:

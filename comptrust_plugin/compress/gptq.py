@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .grid import fake_quantize, grid_params, group_bounds
+from .grid import Grid, fake_quantize, grid_params, group_bounds
 from .hessian import (
     BLOCK_COLUMNS,
     column_sweep_threads,
@@ -39,6 +39,16 @@ def gptq_quantize(
     Returns (dequantized weight on the grid, damp used). Every group of `group_size`
     contiguous input columns (shorter last group) of every row holds at most 2**bits values.
     """
+    quantized, used, _ = gptq_quantize_grid(weight, hessian, bits, group_size, act_order, damp)
+    return quantized, used
+
+
+def gptq_quantize_grid(
+    weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
+    act_order: bool = False, damp: float = 0.01,
+) -> tuple[torch.Tensor, float, Grid]:
+    """`gptq_quantize`, and the grid the weight's values lie on (contiguous groups, also under
+    act-order: its groups are static)."""
     weight = weight.clone().float()
     rows, cols = weight.shape
     hessian = prepare_hessian(weight, hessian.float())
@@ -80,7 +90,7 @@ def gptq_quantize(
         quantized = lazy_sweep(weight, hinv, BLOCK_COLUMNS, windows, fit_group, to_grid)
     if act_order:
         quantized = quantized[:, torch.argsort(perm)]
-    return quantized, used
+    return quantized, used, Grid(bits, group_size, scales.T.contiguous(), zeros.T.contiguous())
 
 
 
@@ -96,7 +106,7 @@ class GPTQCompressor:
     def compress_block(self, step: BlockStep) -> dict[str, float]:
         return solve_stacked(
             step, self.damp,
-            lambda stacked, hessian, _slices: gptq_quantize(
+            lambda stacked, hessian, _slices: gptq_quantize_grid(
                 stacked, hessian, self.bits, self.group_size, self.act_order, self.damp
             ),
         )

@@ -8,7 +8,25 @@ The range always includes 0 (as in the GPTQ reference), so a zero weight stays e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where one quantized weight's values lie: value = scale x (q - zero) with integer q in
+    0..2**bits-1, per (row, group). `scale` and `zero` are float32 (rows x groups; `zero` holds
+    integers). Recorded while compressing, so the weight can be written as integers and scales."""
+
+    bits: int
+    group_size: int  # -1: one group per row
+    scale: torch.Tensor
+    zero: torch.Tensor
+
+    def rows(self, start: int, end: int) -> Grid:
+        """The grid of rows start..end (one Linear of several quantized stacked)."""
+        return Grid(self.bits, self.group_size, self.scale[start:end].contiguous(), self.zero[start:end].contiguous())
 
 
 def group_bounds(width: int, group_size: int) -> list[tuple[int, int]]:
@@ -40,9 +58,17 @@ def fake_quantize(
 
 def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
     """Round-to-nearest of a whole matrix, group by group (float32 in, float32 out)."""
+    return quantize_rtn_grid(weight, bits, group_size)[0]
+
+
+def quantize_rtn_grid(weight: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, Grid]:
+    """`quantize_rtn`, and the grid its values lie on."""
     out = torch.empty_like(weight)
+    scales, zeros = [], []
     for start, end in group_bounds(weight.shape[1], group_size):
         block = weight[:, start:end]
         scale, zero = grid_params(block, bits)
         out[:, start:end] = fake_quantize(block, scale, zero, bits)
-    return out
+        scales.append(scale)
+        zeros.append(zero)
+    return out, Grid(bits, group_size, torch.cat(scales, dim=1), torch.cat(zeros, dim=1))

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 import torch
 
 from ..errors import TrustError
+from .grid import Grid
 from .runner import BlockStep, InputGroup
 
 BLOCK_COLUMNS = 128  # lazy-batch width of the reference: updates outside the block are deferred
@@ -37,8 +38,9 @@ SYMMETRIC_BLOCK = 384  # width of the Hessian blocks multiplied (see HessianAccu
 SINK_WEIGHT = 128.0  # weight of each calibration window's first token in H (see above)
 DAMP_RETRIES = 3
 
-# solve(stacked float32 weight, its Hessian, row slice of each Linear) -> (new weight, damp used)
-StackedSolve = Callable[[torch.Tensor, torch.Tensor, list[tuple[int, int]]], tuple[torch.Tensor, float]]
+# solve(stacked float32 weight, its Hessian, row slice of each Linear)
+#   -> (new weight, damp used, the grid of the new weight's rows or None when not quantized)
+StackedSolve = Callable[[torch.Tensor, torch.Tensor, list[tuple[int, int]]], tuple[torch.Tensor, float, "Grid | None"]]
 
 
 @contextmanager
@@ -221,7 +223,10 @@ def solve_stacked(step: BlockStep, damp: float, solve: StackedSolve) -> dict[str
             slices.append((offset, offset + linear.weight.shape[0]))
             offset += linear.weight.shape[0]
         stacked = torch.cat([lin.weight.data.float() for lin in linears])
-        solved, used = solve(stacked, hessians[group].hessian(), slices)
+        solved, used, grid = solve(stacked, hessians[group].hessian(), slices)
         used_max = max(used_max, used)
         write_stacked(linears, solved)
+        if grid is not None:
+            for name, (start, end) in zip(group.names, slices, strict=True):
+                step.grids[name] = grid.rows(start, end)
     return {"damp_max": used_max}

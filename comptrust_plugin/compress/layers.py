@@ -34,6 +34,13 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
     )
 
 
+def blocks_name(model: nn.Module) -> str:
+    """The decoder blocks' name in the model ("model.layers"): Linear names in checkpoints are
+    `<blocks name>.<index>.<name inside block>`."""
+    blocks = find_blocks(model)
+    return next(name for name, module in model.named_modules() if module is blocks)
+
+
 def block_linears(block: nn.Module) -> dict[str, nn.Linear]:
     """Every nn.Linear inside one decoder block, by qualified name, in definition order."""
     found = {name: mod for name, mod in block.named_modules() if isinstance(mod, nn.Linear)}

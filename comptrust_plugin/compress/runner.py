@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from ..errors import TrustError
-from .layers import block_linears, find_blocks
+from .grid import Grid
+from .layers import block_linears, blocks_name, find_blocks
 
 # Tokens per forward call through one block: large enough for efficient matmuls, small enough
 # that attention and MLP intermediates stay far below the memory budget.
@@ -74,6 +75,7 @@ class RunStats:
     seqlen: int
     seconds: float
     extra: dict[str, float] = field(default_factory=dict)
+    grids: dict[str, Grid] = field(default_factory=dict)  # by the Linear's name in the model
 
 
 def _unwrap(output: Any) -> torch.Tensor:
@@ -114,6 +116,7 @@ class BlockStep:
         self.kwargs = kwargs
         self.batch_size = batch_size
         self.linears = block_linears(block)
+        self.grids: dict[str, Grid] = {}  # quantizers record each Linear's grid here (block-local names)
         self._groups: list[InputGroup] | None = None
         self._last_group: InputGroup | None = None
 
@@ -323,6 +326,8 @@ def run_layerwise(
     was_training = model.training
     model.eval()
     compute = getattr(compressor, "compute_dtype", None) or next(blocks[0].parameters()).dtype
+    prefix = blocks_name(model)
+    grids: dict[str, Grid] = {}
     try:
         inputs, kwargs = capture_block_inputs(model, blocks, input_ids, batch_size, compute)
         extra: dict[str, float] = {}
@@ -332,6 +337,7 @@ def run_layerwise(
             step = BlockStep(index, block, inputs, kwargs[index], batch_size)
             for key, value in compressor.compress_block(step).items():
                 extra[key] = max(extra.get(key, value), value)
+            grids.update({f"{prefix}.{index}.{name}": grid for name, grid in step.grids.items()})
             if dtype != compute:
                 block.to(dtype).to(compute)  # the re-run must see the stored (rounded) weights
             inputs = step.outputs()
@@ -341,4 +347,4 @@ def run_layerwise(
                 on_block(index, len(blocks))
     finally:
         model.train(was_training)
-    return RunStats(len(blocks), samples, seqlen, time.perf_counter() - start, extra)
+    return RunStats(len(blocks), samples, seqlen, time.perf_counter() - start, extra, grids)

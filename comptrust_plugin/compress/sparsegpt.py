@@ -89,7 +89,7 @@ class SparseGPTCompressor:
     def compress_block(self, step: BlockStep) -> dict[str, float]:
         return solve_stacked(
             step, self.damp,
-            lambda stacked, hessian, slices: sparsegpt_prune(
-                stacked, hessian, self.sparsity, self.n_m, self.damp, slices
+            lambda stacked, hessian, slices: (
+                *sparsegpt_prune(stacked, hessian, self.sparsity, self.n_m, self.damp, slices), None
             ),
         )
