@@ -1,7 +1,11 @@
-"""The `comptrust` console script: `comptrust rescore` scores DecodingTrust output files under both variants.
+"""The `comptrust` console script: `rescore` (DecodingTrust output files) and `export` (a checkpoint).
+
+`comptrust rescore` scores DecodingTrust output files under both variants; `comptrust export`
+writes a compressed config as a checkpoint (exporting.py).
 
     comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
     comptrust rescore --dimension fairness --data data/fairness/fairness_data results/fairness/results/MODEL
+    comptrust export --model smollm2-135m --compress gptq-4-g64 shipped/gptq-4-g64
 
 The reading of its file layouts lives in `comptrust_plugin.decodingtrust` (one module per
 dimension), the metrics in the dimension modules; this module parses arguments and prints.
@@ -47,8 +51,14 @@ def as_json(rescored: Rescored) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        from .exporting import main as export_main
+
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser(prog="comptrust", description="comptrust command-line tools")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("export", help="write a compressed config as a checkpoint (comptrust export --help)")
     sub = commands.add_parser("rescore", help="score DecodingTrust output files under both scoring variants")
     sub.add_argument("--dimension", required=True, choices=sorted(m.NAME for m in rescorers()))
     sub.add_argument("--data", default=None, help="DecodingTrust data the outputs refer to (fairness, adv. demos, OOD)")

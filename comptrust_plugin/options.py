@@ -159,6 +159,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         path=True,
     ),
     OptionSpec(
+        "--trust-export", "trust_export",
+        "write each compressed config as a checkpoint to DIR/<config id>/ (compressed-tensors for quantized "
+        "configs), its model card naming the gate's verdicts", path=True,
+    ),
+    OptionSpec(
         "--trust-backend", "trust_backend",
         "inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')", "hf",
     ),
@@ -237,6 +242,7 @@ class TrustOptions:
     markdown: Path | None = None  # plot (PNG) and the flipped items (JSON lines) go
     plot: Path | None = None
     flips: Path | None = None
+    export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
     chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
 
     def validate(self) -> ModelEntry:
@@ -322,7 +328,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
         chat_format=value("trust_chat_format") or "auto",
-        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips")},
+        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips", "export")},
     )
 
 

@@ -334,21 +334,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = _final_report(config)
     if report is None:
         return
-    from .report import write_flips, write_json_report, write_markdown, write_radar_plot
 
-    options = config.stash[_options_key]
-    writers = (
-        (options.report, write_json_report), (options.markdown, write_markdown), (options.plot, write_radar_plot),
-    )
-    for path, write in writers:
-        if path is not None:
-            write(path, report)
-    if options.flips is not None:
-        session_flips = config.stash.get(_worker_flips_key, None)
-        if session_flips is None:
-            session_flips = config.stash[_session_key].flips() if _session_key in config.stash else []
-        session_flips.sort(key=lambda f: (f["dimension"], f["config"], f["key"]))
-        write_flips(options.flips, session_flips)
+    def flips() -> list[dict[str, Any]]:
+        found = config.stash.get(_worker_flips_key, None)
+        if found is None:
+            found = config.stash[_session_key].flips() if _session_key in config.stash else []
+        return found
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not pytest_support.write_outputs(config.stash[_options_key], report, flips, reporter) and not exitstatus:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an asked-for output is missing
 
 
 class XdistHooks:

