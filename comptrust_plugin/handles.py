@@ -303,6 +303,7 @@ class ModelHandles:
         """The folder of a compressed model, built once under the store's lock, and the model
         this call built (None when another process or an earlier run had built it)."""
         from .compress.apply import compress_model
+        from .compress.export import save_weights
         from .compress.store import ArtifactStore, save_grids
 
         built: list[LoadedModel] = []
@@ -310,10 +311,10 @@ class ModelHandles:
         def build(tmp: Path) -> None:
             loaded = self._load(entry)
             stats = compress_model(loaded.model, spec, loaded.tokenizer)
-            loaded.model.save_pretrained(tmp, safe_serialization=True)
+            form = save_weights(loaded.model, spec, stats.grids, tmp)
             save_grids(tmp, stats.grids)
             built.append(loaded)
-            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s ({verb})")
+            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s ({verb}, {form})")
 
         path, _ = ArtifactStore(self.cache_dir).get_or_build(self.artifact_identity(spec), build)
         return path, built[0] if built else None

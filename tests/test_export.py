@@ -92,9 +92,11 @@ def test_quantized_round_trip_is_exact(tmp_path: Path, text: str) -> None:
     assert float((logits(loaded) - logits(model)).abs().max()) <= 1e-4
 
 
-def test_bf16_weights_come_back_bit_for_bit(tmp_path: Path) -> None:
-    """Scales are written in float32: the product is rounded to bf16 once, as when gating."""
-    model, spec = tiny_llama().to(torch.bfloat16), spec_for("gptq-4-g32")
+@pytest.mark.parametrize("text", ["gptq-4-g32", "rtn-8-g32"])
+def test_bf16_weights_come_back_bit_for_bit(tmp_path: Path, text: str) -> None:
+    """Scales are written in float32: the product is rounded to bf16 once, as when gating (at 8
+    bits two grid steps can round to one bf16 value, at the ends of the grid too)."""
+    model, spec = tiny_llama().to(torch.bfloat16), spec_for(text)
     stats = compress_model(model, spec, CharTokenizer())
     folder = write_checkpoint(model, None, spec, stats.grids, tmp_path / "out", {})
     loaded = load_exported(folder, torch.bfloat16)
@@ -169,7 +171,8 @@ def test_trust_export_ships_the_gated_configs_and_hub_gates_them_alike(
     pytester: pytest.Pytester, tmp_path: Path, random_model: Path
 ) -> None:
     """`--trust-export` writes each gated config with its verdicts; `--trust-compress=hub:FOLDER`
-    on what it wrote gives the very answers and scores of the spec it came from."""
+    on what it wrote gives the very answers and scores of the spec it came from (gptq: gated from
+    the store's packed copy, loaded decompressed)."""
     cache, shipped = tmp_path / "cache", tmp_path / "shipped"
 
     def run(*args: str) -> pytest.RunResult:
@@ -179,22 +182,24 @@ def test_trust_export_ships_the_gated_configs_and_hub_gates_them_alike(
         )
 
     first = run(
-        "--trust-compress=rtn-4-g32,wanda-2:4", f"--trust-export={shipped}", f"--trust-report={tmp_path}/a.json"
+        "--trust-compress=gptq-4-g32-ns4,wanda-2:4", f"--trust-export={shipped}", f"--trust-report={tmp_path}/a.json"
     )
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(
-        [f"*wrote the checkpoint {shipped}/rtn-4-g32*", f"*wrote the checkpoint {shipped}/wanda-2_4*"]
+        [f"*wrote the checkpoint {shipped}/gptq-4-g32-ns4*", f"*wrote the checkpoint {shipped}/wanda-2_4*"]
     )
-    quantized = shipped / "rtn-4-g32"
+    events = json.loads((tmp_path / "a.json").read_text())["events"]
+    assert any(e.startswith("compressed gptq-4-g32-ns4") and "pack-quantized" in e for e in events), events
+    quantized = shipped / "gptq-4-g32-ns4"
     assert json.loads((quantized / "config.json").read_text())["quantization_config"]["format"] == "pack-quantized"
     assert (quantized / "tokenizer.json").is_file() and (quantized / "generation_config.json").is_file()
     facts = json.loads((quantized / "comptrust.json").read_text())
-    assert facts["spec"] == "rtn-4-g32" and [v["dimension"] for v in facts["verdicts"]] == ["machine_ethics"]
+    assert facts["spec"] == "gptq-4-g32-ns4" and [v["dimension"] for v in facts["verdicts"]] == ["machine_ethics"]
     assert "| machine_ethics |" in (quantized / "README.md").read_text()
 
     second = run(f"--trust-compress=hub:{quantized}", f"--trust-report={tmp_path}/b.json")
     second.assert_outcomes(passed=1)
-    (ours,) = [r for r in json.loads((tmp_path / "a.json").read_text())["results"] if r["config"] == "rtn-4-g32"]
+    (ours,) = [r for r in json.loads((tmp_path / "a.json").read_text())["results"] if r["config"] == "gptq-4-g32-ns4"]
     (shipped_row,) = json.loads((tmp_path / "b.json").read_text())["results"]
     assert shipped_row["compressed"] == ours["compressed"] and shipped_row["flips"] == ours["flips"]
 

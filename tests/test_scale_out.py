@@ -148,7 +148,7 @@ def test_dense_answers_and_artifacts_are_computed_once_across_workers(
         stats = merged["engine"][config]
         assert stats["computed"] == stats["cache_hits"] > 0, merged["engine"]
     builds = [e for e in merged["events"] if e.startswith("compressed wanda-50-ns4")]
-    assert len(builds) == 1 and "(stored)" in builds[0], merged["events"]
+    assert len(builds) == 1 and "(stored," in builds[0], merged["events"]
     stored = [p for p in (cache / "artifacts").iterdir() if not p.name.endswith(".lock")]
     assert len(stored) == 1 and (stored[0] / "COMPLETE").exists()  # no torn or leftover build folder
 

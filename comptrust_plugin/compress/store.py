@@ -1,8 +1,10 @@
 """Compressed models on disk, keyed by identity: each built once (storage.build_folder), shared by every process.
 
-Layout: `<cache>/artifacts/<key>/` holding config.json, model.safetensors, grids.safetensors (a
-quantized config's grids: what exporting it as integers needs), IDENTITY.json, a MANIFEST.json
-of file sizes and a COMPLETE marker written last; `<key>` hashes the identity.
+Layout: `<cache>/artifacts/<key>/` holding config.json, the weights (a quantized config packed
+in compressed-tensors' format where it can express the grid, see export.save_weights; else dense
+safetensors), grids.safetensors (a quantized config's grids: what exporting it needs),
+IDENTITY.json, a MANIFEST.json of file sizes and a COMPLETE marker written last; `<key>` hashes
+the identity.
 Builds happen in a hidden temporary folder (`.build-<key>.<pid>.*`) renamed into place under a
 file lock: a second process waits and reuses; a killed build leaves only its hidden folder,
 removed by the next build of the same key. A stored artifact whose files do not match its
