@@ -24,7 +24,7 @@ from .engine.requests import HF_NUMERICS
 from .errors import CorruptWeights, TrustError
 from .models.chat import ChatFormat, Message, no_template_message, probe_template, template_failure
 from .models.identity import model_identity
-from .models.registry import ModelEntry, resolve_model
+from .models.registry import ModelEntry, quantization_summary, resolve_model
 from .options import TrustOptions
 from .spec import DEFAULT_CAL_SAMPLES, DENSE, CompressionSpec
 
@@ -146,6 +146,9 @@ class ModelHandles:
             # before the chat format loads its tokenizer.
             checkpoint = model_identity(entry, self.cache_dir)
             weights: dict[str, Any] = {"checkpoint": {**checkpoint, "chat_format": self.chat_format(entry).name}}
+            summary = quantization_summary(entry)
+            if summary:
+                self.events.append(f"{spec.canonical}: {summary}")
         elif spec.is_dense:
             weights = {"model": self.model_identity}
         else:

@@ -12,7 +12,14 @@ import importlib.util
 from pathlib import Path
 
 from .errors import TrustError
-from .models.registry import INSTALL_HINTS, ModelEntry, embedded_package_dir, resolve_model
+from .models.registry import (
+    INSTALL_HINTS,
+    ModelEntry,
+    embedded_package_dir,
+    quantization_method,
+    require_quantization_packages,
+    resolve_model,
+)
 from .options import TrustOptions
 
 _WEIGHTS = ("*.safetensors", "*.safetensors.index.json")
@@ -55,6 +62,8 @@ def model_entry(name: str, flag: str, allow_pickle: bool, tokenizer: bool = True
         embedded_package_dir(entry, flag)
     if entry.source == "local":
         check_model_folder(flag, Path(entry.location), allow_pickle, tokenizer)
+        where = flag if "=" in flag else f"{flag}={name}"  # a hub: spec's flag names its value already
+        require_quantization_packages(where, quantization_method(Path(entry.location)))
     return entry
 
 

