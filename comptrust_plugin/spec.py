@@ -41,6 +41,7 @@ CPU_CAL_SAMPLES = 16  # ... and on a CPU, where 128 x 512 tokens take minutes pe
 DEFAULT_CAL_SEQLEN = 512
 DEFAULT_SEED = 0
 DEFAULT_DAMP = 0.01
+DEFAULT_SINK = 128  # compress/hessian.py's SINK_WEIGHT (a test keeps the two equal)
 
 EXAMPLES = "dense, mag-50, wanda-2:4, sparsegpt-50, rtn-4, gptq-4-g128-act, awq-4, hub:org/model@rev"
 
@@ -62,6 +63,7 @@ class CompressionSpec:
     n_samples: int | None = None  # None = the device's default (see `for_device`)
     seqlen: int = DEFAULT_CAL_SEQLEN
     damp: float = DEFAULT_DAMP
+    sink: int = DEFAULT_SINK  # weight of each window's first token in the Hessian (gptq, sparsegpt); 1 = off
     hub_repo: str | None = None
     hub_revision: str | None = None
 
@@ -105,6 +107,8 @@ class CompressionSpec:
                 parts.append(f"ns{self.n_samples}")
             if self.damp != DEFAULT_DAMP and self.method in ("sparsegpt", "gptq"):
                 parts.append(f"damp{self.damp:g}")
+            if self.sink != DEFAULT_SINK and self.method in ("sparsegpt", "gptq"):
+                parts.append(f"sink{self.sink}")
             if self.calibration != DEFAULT_CALIBRATION:
                 parts.append(f"cal={self.calibration}")  # last: its value may contain dashes
         return "-".join(parts)
@@ -126,6 +130,8 @@ class CompressionSpec:
         """Every resolved knob, including defaults: the part of a cache key that names the spec."""
         resolved = replace(self, n_samples=self.cal_samples) if self.is_calibrated else self
         data = asdict(resolved)
+        if resolved.sink == DEFAULT_SINK:  # the default weighting is part of the method's version
+            del data["sink"]
         data["n_m"] = list(self.n_m) if self.n_m else None
         data["canonical"] = resolved.canonical
         return data
@@ -267,8 +273,15 @@ def _apply_knob(raw: str, base: str, method: str, knob: str, fields: dict[str, o
         if not 0 < damp < 1:
             raise _fail(raw, f"damp {damp} must be in (0, 1)", f"{base}-damp0.01")
         fields["damp"] = damp
+    elif m := re.fullmatch(r"sink(\d+)", knob):
+        if method not in ("sparsegpt", "gptq"):
+            raise _fail(raw, "sink applies to sparsegpt and gptq (their Hessians)", base)
+        weight = int(m.group(1))
+        if weight < 1:
+            raise _fail(raw, "sink weight must be >= 1 (1 = no weighting, as the references)", f"{base}-sink1")
+        fields["sink"] = weight
     else:
-        known = ["g128", "g-1", "act", "seed0", "ns128", "cal=NAME", "damp0.01"]
+        known = ["g128", "g-1", "act", "seed0", "ns128", "cal=NAME", "damp0.01", "sink1"]
         guess = difflib.get_close_matches(knob, known, n=1, cutoff=0.3)
         raise _fail(raw, f"unknown knob '{knob}'", f"{base}-{guess[0]}" if guess else base)
 

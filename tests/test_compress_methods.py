@@ -379,3 +379,18 @@ def test_embedded_model_gptq_and_awq_beat_rtn(embedded: object) -> None:
     assert max(ppl["rtn-8"], ppl["dense"]) < min(ppl["gptq-4"], ppl["awq-4"])
     assert max(ppl["gptq-4"], ppl["awq-4"]) < ppl["rtn-3"]
     assert ppl["gptq-4"] < ppl["rtn-4"] and ppl["awq-4"] <= ppl["rtn-4"]
+
+
+def test_sink1_is_the_unweighted_hessian() -> None:
+    """`-sink1` reaches the Hessian (weight 1 for each window's first token, as the references):
+    the weights differ from the default's (first token weighted 128 times)."""
+    from comptrust_plugin.compress.apply import make_compressor
+
+    assert make_compressor(spec_for("gptq-4-sink1")).sink == 1
+    assert make_compressor(spec_for("sparsegpt-50-sink1")).sink == 1
+    results = {}
+    for text in ("gptq-4", "gptq-4-sink1"):
+        model = tiny_llama()
+        compress_model(model, spec_for(text), CharTokenizer())
+        results[text] = weights(model)
+    assert any(not torch.equal(results["gptq-4"][n], results["gptq-4-sink1"][n]) for n in results["gptq-4"])

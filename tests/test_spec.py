@@ -23,6 +23,8 @@ from comptrust_plugin.spec import DENSE, SpecError, parse_spec, parse_specs
         ("gptq-4-g64-act", "gptq-4-g64-act"),
         ("gptq-w4g128", "gptq-4"),
         ("gptq-4-seed3-ns64-damp0.05", "gptq-4-seed3-ns64-damp0.05"),
+        ("gptq-4-sink1", "gptq-4-sink1"),
+        ("sparsegpt-50-sink128", "sparsegpt-50"),
         ("awq-4-cal=mydata.txt", "awq-4-cal=mydata.txt"),
         ("wanda-50-seed0", "wanda-50"),
         ("hub:compressed-llm/llama-2-13b-chat-gptq@4bit_128g", "hub:compressed-llm/llama-2-13b-chat-gptq@4bit_128g"),
@@ -84,6 +86,8 @@ def test_fields() -> None:
         ("gptq", "missing level", "gptq-4"),
         ("mag-abc", "not a sparsity percent", "mag-50"),
         ("dense-4", "dense takes no level", "dense"),
+        ("awq-4-sink1", "sink applies to sparsegpt and gptq", "awq-4"),
+        ("gptq-4-sink0", "sink weight must be >= 1", "gptq-4-sink1"),
     ],
 )
 def test_bad_specs_name_the_nearest_valid_spelling(text: str, reason: str, suggestion: str) -> None:
@@ -109,3 +113,15 @@ def test_calibration_path_keeps_its_case() -> None:
     assert spec.calibration == "/Data/My-Corpus.txt" and spec.seed == 2
     assert spec.canonical == "gptq-4-seed2-cal=/Data/My-Corpus.txt"
     assert parse_spec(spec.canonical) == spec
+
+
+def test_the_sink_knob_is_the_hessians_weight_and_keys_only_when_set() -> None:
+    """`sink1` is the references' unweighted Hessian; the default (our weighting, part of the
+    method's version) keeps the identity, so cached results of `gptq-4` stay valid."""
+    from comptrust_plugin.compress.hessian import SINK_WEIGHT
+    from comptrust_plugin.spec import DEFAULT_SINK
+
+    assert DEFAULT_SINK == SINK_WEIGHT
+    assert "sink" not in parse_spec("gptq-4").identity()
+    assert parse_spec("gptq-4-sink1").identity()["sink"] == 1 and parse_spec("gptq-4-sink1").sink == 1
+    assert parse_spec("gptq-4-sink1").identity() != parse_spec("gptq-4").identity()

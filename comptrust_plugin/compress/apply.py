@@ -61,12 +61,12 @@ def make_compressor(spec: CompressionSpec) -> BlockCompressor:
     if spec.method == "sparsegpt":
         from .sparsegpt import SparseGPTCompressor
 
-        return SparseGPTCompressor(fraction, spec.n_m, spec.damp)
+        return SparseGPTCompressor(fraction, spec.n_m, spec.damp, spec.sink)
     assert spec.bits is not None
     if spec.method == "gptq":
         from .gptq import GPTQCompressor
 
-        return GPTQCompressor(spec.bits, spec.group_size, spec.act_order, spec.damp)
+        return GPTQCompressor(spec.bits, spec.group_size, spec.act_order, spec.damp, spec.sink)
     if spec.method == "awq":
         from .awq import AWQCompressor
 

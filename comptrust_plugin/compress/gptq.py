@@ -21,6 +21,7 @@ import torch
 from .grid import Grid, fake_quantize, grid_params, group_bounds
 from .hessian import (
     BLOCK_COLUMNS,
+    SINK_WEIGHT,
     column_sweep_threads,
     inverse_hessian_factor,
     lazy_sweep,
@@ -100,8 +101,8 @@ class GPTQCompressor:
     # Block passes in the model's dtype; statistics and updates in float32 (see runner).
     compute_dtype: torch.dtype | None = None
 
-    def __init__(self, bits: int, group_size: int, act_order: bool, damp: float) -> None:
-        self.bits, self.group_size, self.act_order, self.damp = bits, group_size, act_order, damp
+    def __init__(self, bits: int, group_size: int, act_order: bool, damp: float, sink: float = SINK_WEIGHT) -> None:
+        self.bits, self.group_size, self.act_order, self.damp, self.sink = bits, group_size, act_order, damp, sink
 
     def compress_block(self, step: BlockStep) -> dict[str, float]:
         return solve_stacked(
@@ -109,4 +110,5 @@ class GPTQCompressor:
             lambda stacked, hessian, _slices: gptq_quantize_grid(
                 stacked, hessian, self.bits, self.group_size, self.act_order, self.damp
             ),
+            self.sink,
         )

@@ -189,13 +189,14 @@ def _sub_blocks(b1: int, b2: int, windows: dict[int, int]) -> list[tuple[int, in
     return list(zip(ordered, ordered[1:] + [b2 - b1]))
 
 
-def collect_hessians(step: BlockStep) -> dict[InputGroup, HessianAccumulator]:
-    """Run the calibration data through the block, one Hessian per input group."""
+def collect_hessians(step: BlockStep, sink: float = SINK_WEIGHT) -> dict[InputGroup, HessianAccumulator]:
+    """Run the calibration data through the block, one Hessian per input group (each window's
+    first token weighted `sink` times; 1 = the references' unweighted Hessian)."""
     hessians: dict[InputGroup, HessianAccumulator] = {}
 
     def observe(group: InputGroup, x: torch.Tensor) -> None:
         if group not in hessians:
-            hessians[group] = HessianAccumulator(x.shape[1], x.device, step.inputs.shape[1], SINK_WEIGHT)
+            hessians[group] = HessianAccumulator(x.shape[1], x.device, step.inputs.shape[1], sink)
         hessians[group].add(x)
 
     step.observe_inputs(observe)
@@ -211,10 +212,10 @@ def write_stacked(linears: list[torch.nn.Linear], stacked: torch.Tensor) -> None
         offset += rows
 
 
-def solve_stacked(step: BlockStep, damp: float, solve: StackedSolve) -> dict[str, float]:
+def solve_stacked(step: BlockStep, damp: float, solve: StackedSolve, sink: float = SINK_WEIGHT) -> dict[str, float]:
     """One block step of a Hessian method: one Hessian per input group, then per group one
     `solve` of its Linears stacked by rows; returns the block's stats ({"damp_max": ...})."""
-    hessians = collect_hessians(step)
+    hessians = collect_hessians(step, sink)
     used_max = damp
     for group in step.input_groups:
         linears = [step.linears[name] for name in group.names]

@@ -23,6 +23,7 @@ import torch
 
 from .hessian import (
     BLOCK_COLUMNS,
+    SINK_WEIGHT,
     column_sweep_threads,
     inverse_hessian_factor,
     lazy_sweep,
@@ -83,8 +84,10 @@ class SparseGPTCompressor:
     # Block passes in the model's dtype; statistics and updates in float32 (see runner).
     compute_dtype: torch.dtype | None = None
 
-    def __init__(self, sparsity: float | None, n_m: tuple[int, int] | None, damp: float) -> None:
-        self.sparsity, self.n_m, self.damp = sparsity, n_m, damp
+    def __init__(
+        self, sparsity: float | None, n_m: tuple[int, int] | None, damp: float, sink: float = SINK_WEIGHT
+    ) -> None:
+        self.sparsity, self.n_m, self.damp, self.sink = sparsity, n_m, damp, sink
 
     def compress_block(self, step: BlockStep) -> dict[str, float]:
         return solve_stacked(
@@ -92,4 +95,5 @@ class SparseGPTCompressor:
             lambda stacked, hessian, slices: (
                 *sparsegpt_prune(stacked, hessian, self.sparsity, self.n_m, self.damp, slices), None
             ),
+            self.sink,
         )
