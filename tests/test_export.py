@@ -234,3 +234,21 @@ def test_embedded_model_round_trip(tmp_path: Path, model_cache_dir: Path, text: 
         ours = loaded.model(**batch).logits
         theirs = load_exported(folder)(**batch).logits
     assert float((ours - theirs).abs().max()) <= 1e-4
+
+
+@pytest.mark.embedded
+def test_embedded_model_exported_gptq_gates_like_its_spec(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """On the real model: gptq-4-g64 gated, exported, and the export gated as `hub:` gives the
+    same answers and scores (float32: the dtype where the round trip is checked to 1e-4)."""
+    common = ("--pyargs", "trust_tests.test_machine_ethics", "-p", "no:cacheprovider",
+              f"--trust-cache-dir={tmp_path}/c", "--trust-model=smollm2-135m", "--trust-samples=16",
+              "--trust-dtype=float32", "--trust-tolerance=100")
+    first = pytester.runpytest(*common, "--trust-compress=gptq-4-g64-ns4", f"--trust-export={tmp_path}/out",
+                               f"--trust-report={tmp_path}/a.json")
+    first.assert_outcomes(passed=1)
+    second = pytester.runpytest(*common, f"--trust-compress=hub:{tmp_path}/out/gptq-4-g64-ns4",
+                                f"--trust-report={tmp_path}/b.json")
+    second.assert_outcomes(passed=1)
+    (ours,) = json.loads((tmp_path / "a.json").read_text())["results"]
+    (shipped,) = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert shipped["compressed"] == ours["compressed"] and shipped["flips"] == ours["flips"]
