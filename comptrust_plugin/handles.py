@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .engine.vllm import VLLMBackend
     from .models.loading import LoadedModel
 
-CHEAP_METHODS = ("mag", "rtn")  # rebuilt from dense in seconds: not stored on disk (except for vLLM)
+CHEAP_METHODS = ("mag", "rtn", "gguf")  # rebuilt from dense in seconds: not stored on disk (except for vLLM)
 
 
 @dataclass
@@ -332,6 +332,9 @@ class ModelHandles:
 
         if asked.is_dense or asked.method == "hub":
             raise TrustError(f"--compress={asked.canonical}: only a compression comptrust made can be exported")
+        if asked.method == "gguf":
+            raise TrustError(f"--compress={asked.canonical}: a GGUF type ships as a GGUF file, which llama.cpp's "
+                             "convert and quantize tools write (this config gates their numerics); not exported")
         spec = asked.for_device(self.device.type)
         self.progress(f"{asked.canonical}: writing the checkpoint to {target}", True)
         if spec.method in CHEAP_METHODS:

@@ -21,7 +21,8 @@ from .errors import one_line
 PRUNING_METHODS = ("mag", "wanda", "sparsegpt")
 QUANT_METHODS = ("rtn", "gptq", "awq")
 CALIBRATED_METHODS = ("wanda", "sparsegpt", "gptq", "awq")
-METHODS = ("dense", *PRUNING_METHODS, *QUANT_METHODS)
+GGUF_TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0")  # llama.cpp block quants (compress/gguf.py)
+METHODS = ("dense", *PRUNING_METHODS, *QUANT_METHODS, "gguf")
 
 METHOD_ALIASES = {
     "magnitude": "mag",
@@ -64,6 +65,7 @@ class CompressionSpec:
     seqlen: int = DEFAULT_CAL_SEQLEN
     damp: float = DEFAULT_DAMP
     sink: int = DEFAULT_SINK  # weight of each window's first token in the Hessian (gptq, sparsegpt); 1 = off
+    gguf_type: str | None = None  # the llama.cpp type of a `gguf-TYPE` spec
     hub_repo: str | None = None
     hub_revision: str | None = None
 
@@ -90,6 +92,8 @@ class CompressionSpec:
         if self.method == "hub":
             rev = f"@{self.hub_revision}" if self.hub_revision else ""
             return f"hub:{self.hub_repo}{rev}"
+        if self.method == "gguf":
+            return f"gguf-{self.gguf_type}"
         if self.n_m is not None:
             parts = [self.method, f"{self.n_m[0]}:{self.n_m[1]}"]
         elif self.sparsity is not None:
@@ -132,6 +136,8 @@ class CompressionSpec:
         data = asdict(resolved)
         if resolved.sink == DEFAULT_SINK:  # the default weighting is part of the method's version
             del data["sink"]
+        if resolved.gguf_type is None:  # fields added later enter only where set: older keys stay valid
+            del data["gguf_type"]
         data["n_m"] = list(self.n_m) if self.n_m else None
         data["canonical"] = resolved.canonical
         return data
@@ -192,10 +198,21 @@ def parse_spec(text: str) -> CompressionSpec:
             raise _fail(raw, "dense takes no level or knobs", "dense")
         return DENSE
     if len(tokens) < 2 or not tokens[1]:
-        default_level = "4" if method in QUANT_METHODS else "50"
+        default_level = "4" if method in QUANT_METHODS else "q4_0" if method == "gguf" else "50"
         raise _fail(raw, "missing level", f"{method}-{default_level}")
     level, knobs = tokens[1], tokens[2:]
     fields: dict[str, object] = {"method": method}
+    if method == "gguf":
+        if re.fullmatch(r"(q\d_k.*|iq\d.*)", level):
+            raise _fail(raw, f"{level.upper()} is a K- or i-quant, which the gguf package cannot quantize (so ours "
+                        "could not be checked); gate a llama.cpp file with hub:FILE.gguf", "gguf-q4_1")
+        if level not in GGUF_TYPES:
+            close = difflib.get_close_matches(level, GGUF_TYPES, n=1, cutoff=0.3)
+            reason = f"'{level}' is not a GGUF type this tool quantizes ({', '.join(GGUF_TYPES)})"
+            raise _fail(raw, reason, f"gguf-{(close or ['q4_0'])[0]}")
+        if knobs:
+            raise _fail(raw, "a GGUF type takes no knobs (its block size and scales are fixed)", f"gguf-{level}")
+        return CompressionSpec(method="gguf", gguf_type=level)
 
     if method in QUANT_METHODS:
         alias = _GPTQ_STYLE.match(level)

@@ -125,3 +125,18 @@ def test_the_sink_knob_is_the_hessians_weight_and_keys_only_when_set() -> None:
     assert "sink" not in parse_spec("gptq-4").identity()
     assert parse_spec("gptq-4-sink1").identity()["sink"] == 1 and parse_spec("gptq-4-sink1").sink == 1
     assert parse_spec("gptq-4-sink1").identity() != parse_spec("gptq-4").identity()
+
+
+def test_gguf_types_parse_and_the_rest_is_one_line() -> None:
+    assert parse_spec("GGUF-Q8_0").canonical == "gguf-q8_0" and parse_spec("gguf-q4_1").gguf_type == "q4_1"
+    assert parse_spec("gguf-q5_0").identity()["gguf_type"] == "q5_0"
+    assert "gguf_type" not in parse_spec("gptq-4").identity()  # keys of other specs unchanged
+    for text, reason, suggestion in [
+        ("gguf-q4_k_m", "Q4_K_M is a K- or i-quant", "gguf-q4_1"),
+        ("gguf-q4", "'q4' is not a GGUF type", "gguf-q4_1"),
+        ("gguf-q8_0-g64", "takes no knobs", "gguf-q8_0"),
+        ("gguf", "missing level", "gguf-q4_0"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            parse_spec(text)
+        assert reason in str(info.value) and f"'{suggestion}'" in str(info.value) and "\n" not in str(info.value)

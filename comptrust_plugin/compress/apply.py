@@ -10,6 +10,8 @@ from torch import nn
 
 from ..errors import TrustError
 from ..spec import CompressionSpec
+from .gguf import BLOCK as GGUF_BLOCK
+from .gguf import quantize_dequantize as gguf_round_trip
 from .grid import Grid, quantize_rtn_grid
 from .layers import blocks_name, model_linears
 from .magnitude import magnitude_prune_
@@ -18,7 +20,7 @@ from .runner import BlockCompressor
 # Bumped whenever a method's numerics change: part of every artifact's identity.
 # sparsegpt/gptq 2: sink-weighted Hessian; wanda 2, sparsegpt/gptq 3: block passes in the model's dtype;
 # awq 2: the alpha search really uses SEARCH_TOKENS (it used a whole 4096-token batch)
-METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 4, "gptq": 4, "awq": 2}
+METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 4, "gptq": 4, "awq": 2, "gguf": 1}
 
 
 @dataclass
@@ -93,17 +95,22 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
         extra = {**run.extra, "calibration_tokens": float(run.samples * run.seqlen)}
         grids = run.grids
     else:
+        prefix = blocks_name(model)
         for name, linear in linears.items():
+            weight, full = linear.weight.data, f"{prefix}.{name}"
             if spec.method == "mag":
                 fraction = spec.sparsity / 100 if spec.sparsity is not None else None
                 magnitude_prune_(linear, fraction, spec.n_m)
             elif spec.method == "rtn":
                 assert spec.bits is not None
-                weight = linear.weight.data
-                quantized, grids[f"{blocks_name(model)}.{name}"] = quantize_rtn_grid(
-                    weight.float(), spec.bits, spec.group_size
-                )
+                quantized, grids[full] = quantize_rtn_grid(weight.float(), spec.bits, spec.group_size)
                 weight.copy_(quantized.to(weight.dtype))
+            elif spec.method == "gguf":
+                assert spec.gguf_type is not None
+                if weight.shape[1] % GGUF_BLOCK:
+                    raise TrustError(f"--compress={spec.canonical}: {full} has {weight.shape[1]} input columns, "
+                                     f"not a multiple of GGUF's {GGUF_BLOCK}-wide blocks")
+                weight.copy_(gguf_round_trip(weight, spec.gguf_type).to(weight.dtype))
     zeros = sum(int((lin.weight == 0).sum()) for lin in linears.values())
     total = sum(lin.weight.numel() for lin in linears.values())
     return CompressionStats(

@@ -34,7 +34,7 @@ def test_four_processes_share_one_cache(random_model: Path, tmp_path: Path) -> N
     events = Counter(event for _, run in runs for event in run.events)
     assert events["compress-block"] == 2  # one compression of the tiny model's two blocks, in one process
     assert events["weights-saved"] == 1  # stored once
-    builders = [run for _, run in runs if "(stored)" in run.stdout]
+    builders = [run for _, run in runs if "(stored," in run.stdout]
     assert len(builders) == 1
     # Answers: every request computed once over the four processes (the others found them cached).
     reports = [json.loads((out / OUTPUTS["report"]).read_text()) for out, _ in runs]
