@@ -8,6 +8,11 @@ the two libraries differ, so a few near-tie tokens may flip) or a score differs 
 --max-score-diff points.
 
     python benchmarks/gpu_check_vllm.py [--model smollm2-135m] [--compress wanda-50] [--samples 100]
+    python benchmarks/gpu_check_vllm.py --compress gptq-4-g64   # stored packed: vLLM's int kernels
+
+A quantized config whose group size divides every layer (g64 on SmolLM2) is stored packed in
+compressed-tensors' format (compress/export.py), so vLLM serves it with its own integer kernels
+while the HF backend decompresses it: the check then compares production kernels with ours.
 """
 
 from __future__ import annotations
