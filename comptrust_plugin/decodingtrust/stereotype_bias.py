@@ -185,7 +185,7 @@ def rescore(paths: Sequence[Path], data: Path | None = None) -> Rescored:
             group_name = stereotype_group(prompt)
             if group_name is None:
                 raise TrustError(f"{where}: the statement names none of DecodingTrust's 24 groups")
-            group_id = re.sub(r"[^a-z0-9]+", "-", group_name.lower())
+            group_id = _slug(group_name)
             groups.setdefault(group_id, stereotype_bias.Group(group_id, group_name))
             statement = statements.setdefault(
                 (topic, prompt), stereotype_bias.Statement(f"{topic}-{len(statements)}", topic, prompt, group_id)
