@@ -143,9 +143,6 @@ def packed_tensors(name: str, weight: torch.Tensor, grid: Grid, spec: Compressio
         "weight_scale": grid.scale.float().reshape(rows, groups),
         "weight_zero_point": (grid.zero - offset).to(torch.int8).reshape(rows, groups),
     }
-    if grid.group_size == -1:
-        state["weight_scale"] = state["weight_scale"].reshape(rows, 1)
-        state["weight_zero_point"] = state["weight_zero_point"].reshape(rows, 1)
     packed = base.get_value_from_registry("pack-quantized").compress(state, scheme)
     return {f"{name}.{key}": value.contiguous() for key, value in packed.items()}
 
@@ -184,9 +181,7 @@ def write_checkpoint(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        model.save_pretrained(partial, safe_serialization=True)
-        if quantized:
-            _pack_saved(partial, linears, grids, spec)
+        save_weights(model, spec, grids, partial)  # packed: every check above passed
         if tokenizer is not None:
             tokenizer.save_pretrained(partial)
         facts = {"spec": spec.canonical, **dict(provenance)}
@@ -225,8 +220,8 @@ def packable(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid])
 
 def save_weights(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid], folder: Path) -> str:
     """A compressed model's weights into `folder` (the artifact store's copy): packed integers where
-    `packable` (about a quarter of the disk at 4 bits; vLLM serves it with its int kernels), else
-    dense safetensors. Returns the format written."""
+    `packable` (about a quarter of the disk at 4 bits; the folder vLLM is handed), else dense
+    safetensors. Returns the format written."""
     model.save_pretrained(folder, safe_serialization=True)
     if not packable(model, spec, grids):
         return "dense safetensors"
