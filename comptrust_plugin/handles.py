@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from .engine.vllm import VLLMBackend
     from .models.loading import LoadedModel
 
-CHEAP_METHODS = ("mag", "rtn", "gguf")  # rebuilt from dense in seconds: not stored on disk (except for vLLM)
+# rebuilt from dense in seconds: not stored on disk (except for vLLM)
+CHEAP_METHODS = ("mag", "rtn", "gguf", "fp8", "nf4", "fp4")
 
 
 @dataclass
@@ -276,7 +277,17 @@ class ModelHandles:
         )
 
     def _weights(self, spec: CompressionSpec, entry: ModelEntry) -> LoadedModel:
-        """Loaded weights of a (device-resolved) spec for the HF backend."""
+        """Loaded weights of a (device-resolved) spec for the HF backend, with the spec's run-time
+        activation quantization attached."""
+        from .compress.apply import quantize_activations
+
+        loaded = self._compressed_weights(spec, entry)
+        if quantize_activations(loaded.model, spec):
+            self.events.append(f"{spec.canonical}: {spec.activations} activations per token at every "
+                               "decoder-block Linear")
+        return loaded
+
+    def _compressed_weights(self, spec: CompressionSpec, entry: ModelEntry) -> LoadedModel:
         from .compress.apply import compress_model
 
         if spec.is_dense or spec.method == "hub":
@@ -327,14 +338,14 @@ class ModelHandles:
         """Write a compressed config to `target` as a checkpoint others load (compress/export.py):
         from its stored artifact, or compressed again (cheap methods)."""
         from .compress.apply import compress_model, compression_identity
-        from .compress.export import write_checkpoint
+        from .compress.export import not_exportable, write_checkpoint
         from .compress.store import load_grids
 
         if asked.is_dense or asked.method == "hub":
             raise TrustError(f"--compress={asked.canonical}: only a compression comptrust made can be exported")
-        if asked.method == "gguf":
-            raise TrustError(f"--compress={asked.canonical}: a GGUF type ships as a GGUF file, which llama.cpp's "
-                             "convert and quantize tools write (this config gates their numerics); not exported")
+        refusal = not_exportable(asked)
+        if refusal:
+            raise TrustError(refusal)
         spec = asked.for_device(self.device.type)
         self.progress(f"{asked.canonical}: writing the checkpoint to {target}", True)
         if spec.method in CHEAP_METHODS:

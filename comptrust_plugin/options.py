@@ -269,6 +269,12 @@ class TrustOptions:
         parse_data_option(self.data)
         if self.batch_tokens is not None and self.batch_tokens < 64:
             raise TrustError(f"--trust-batch-tokens={self.batch_tokens}: use at least 64 token slots")
+        if self.backend == "vllm":
+            for spec in self.specs:
+                if spec.activations is not None:
+                    raise TrustError(f"--trust-compress={spec.canonical} quantizes activations at run time, which "
+                                     "only the hf backend does here (vLLM would serve its weights alone); "
+                                     "use --trust-backend=hf")
         check_backend(self.backend, self.device)
         check_chat_format(self.chat_format)
         return with_chat_format(resolve_model(self.model), self.chat_format)

@@ -44,6 +44,12 @@ def preflight(options: TrustOptions) -> None:
             check_output(flag, path)
     if options.export is not None:
         check_folder("--trust-export", options.export)
+        from .compress.export import not_exportable
+
+        for spec in options.specs:
+            refusal = not_exportable(spec)
+            if refusal:
+                raise TrustError(f"--trust-export={options.export}: {refusal}")
         quantized = any(spec.is_quantization for spec in options.specs)
         if quantized and importlib.util.find_spec("compressed_tensors") is None:
             raise TrustError(f"--trust-export={options.export}: writing quantized configs needs compressed-tensors; "

@@ -20,9 +20,12 @@ from .errors import one_line
 
 PRUNING_METHODS = ("mag", "wanda", "sparsegpt")
 QUANT_METHODS = ("rtn", "gptq", "awq")
-CALIBRATED_METHODS = ("wanda", "sparsegpt", "gptq", "awq")
+CALIBRATED_METHODS = ("wanda", "sparsegpt", "gptq", "awq", "int8")
 GGUF_TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0")  # llama.cpp block quants (compress/gguf.py)
-METHODS = ("dense", *PRUNING_METHODS, *QUANT_METHODS, "gguf")
+# Today's deployment schemes: compressed-tensors' FP8 and INT8 W8A8 (compress/w8a8.py, SmoothQuant in
+# compress/smoothquant.py), bitsandbytes' 4-bit NF4 / FP4 (compress/nf4.py). Their level is implied.
+SCHEME_METHODS = ("fp8", "int8", "nf4", "fp4")
+METHODS = ("dense", *PRUNING_METHODS, *QUANT_METHODS, "gguf", *SCHEME_METHODS)
 
 METHOD_ALIASES = {
     "magnitude": "mag",
@@ -43,8 +46,12 @@ DEFAULT_CAL_SEQLEN = 512
 DEFAULT_SEED = 0
 DEFAULT_DAMP = 0.01
 DEFAULT_SINK = 128  # compress/hessian.py's SINK_WEIGHT (a test keeps the two equal)
+DEFAULT_ALPHA = 0.5  # SmoothQuant's migration strength (its paper's and llm-compressor's default)
+DEFAULT_BLOCK = 64  # bitsandbytes' 4-bit block size (compress/nf4.py keeps the same default)
+BLOCK_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # the block sizes bitsandbytes' quantize_4bit takes
 
-EXAMPLES = "dense, mag-50, wanda-2:4, sparsegpt-50, rtn-4, gptq-4-g128-act, awq-4, hub:org/model@rev"
+EXAMPLES = ("dense, mag-50, wanda-2:4, sparsegpt-50, rtn-4, gptq-4-g128-act, awq-4, gguf-q4_0, fp8, fp8-dyn, "
+            "int8-w8a8, nf4, hub:org/model@rev")
 
 
 class SpecError(ValueError):
@@ -66,6 +73,12 @@ class CompressionSpec:
     damp: float = DEFAULT_DAMP
     sink: int = DEFAULT_SINK  # weight of each window's first token in the Hessian (gptq, sparsegpt); 1 = off
     gguf_type: str | None = None  # the llama.cpp type of a `gguf-TYPE` spec
+    # Fields below enter the identity only where set, so keys of the specs before them stay valid.
+    per_tensor: bool = False  # fp8: one weight scale per tensor (default: one per output channel)
+    activations: str | None = None  # dynamic per-token activation quantization: "fp8" or "int8"
+    alpha: float | None = None  # int8-w8a8: SmoothQuant's migration strength
+    block: int | None = None  # nf4/fp4: elements per absmax block
+    double_quant: bool = False  # nf4/fp4: the absmax values quantized again (bitsandbytes' compress_statistics)
     hub_repo: str | None = None
     hub_revision: str | None = None
 
@@ -86,6 +99,11 @@ class CompressionSpec:
         return self.method in CALIBRATED_METHODS
 
     @property
+    def is_scheme(self) -> bool:
+        """fp8 / int8-w8a8 / nf4 / fp4: a deployment scheme whose numerics a library defines."""
+        return self.method in SCHEME_METHODS
+
+    @property
     def canonical(self) -> str:
         if self.method == "dense":
             return "dense"
@@ -94,7 +112,14 @@ class CompressionSpec:
             return f"hub:{self.hub_repo}{rev}"
         if self.method == "gguf":
             return f"gguf-{self.gguf_type}"
-        if self.n_m is not None:
+        if self.method == "fp8":
+            return "-".join(["fp8", *(["dyn"] if self.activations else []), *(["tensor"] if self.per_tensor else [])])
+        if self.method in ("nf4", "fp4"):
+            return "-".join([self.method, *([f"b{self.block}"] if self.block != DEFAULT_BLOCK else []),
+                             *(["dq"] if self.double_quant else [])])
+        if self.method == "int8":
+            parts = ["int8", "w8a8", *([f"alpha{self.alpha:g}"] if self.alpha != DEFAULT_ALPHA else [])]
+        elif self.n_m is not None:
             parts = [self.method, f"{self.n_m[0]}:{self.n_m[1]}"]
         elif self.sparsity is not None:
             parts = [self.method, str(self.sparsity)]
@@ -136,8 +161,9 @@ class CompressionSpec:
         data = asdict(resolved)
         if resolved.sink == DEFAULT_SINK:  # the default weighting is part of the method's version
             del data["sink"]
-        if resolved.gguf_type is None:  # fields added later enter only where set: older keys stay valid
-            del data["gguf_type"]
+        for name in ("gguf_type", "per_tensor", "activations", "alpha", "block", "double_quant"):
+            if data[name] in (None, False):  # fields added later enter only where set: older keys stay valid
+                del data[name]
         data["n_m"] = list(self.n_m) if self.n_m else None
         data["canonical"] = resolved.canonical
         return data
@@ -192,11 +218,15 @@ def parse_spec(text: str) -> CompressionSpec:
     if method not in METHODS:
         rest = "-".join(tokens[1:])
         guess = _nearest_method(method)
+        if guess in SCHEME_METHODS or guess == "dense":
+            raise _fail(raw, f"unknown method '{tokens[0]}'", {"int8": "int8-w8a8"}.get(guess, guess))
         raise _fail(raw, f"unknown method '{tokens[0]}'", f"{guess}-{rest}" if rest else f"{guess}-50")
     if method == "dense":
         if len(tokens) > 1:
             raise _fail(raw, "dense takes no level or knobs", "dense")
         return DENSE
+    if method in SCHEME_METHODS:
+        return _parse_scheme(raw, method, [t for t in tokens[1:] if t])
     if len(tokens) < 2 or not tokens[1]:
         default_level = "4" if method in QUANT_METHODS else "q4_0" if method == "gguf" else "50"
         raise _fail(raw, "missing level", f"{method}-{default_level}")
@@ -252,6 +282,36 @@ def parse_spec(text: str) -> CompressionSpec:
     return CompressionSpec(**fields)  # type: ignore[arg-type]
 
 
+def _parse_scheme(raw: str, method: str, knobs: list[str]) -> CompressionSpec:
+    """fp8[-dyn][-tensor], int8-w8a8[-alphaA][-seedN][-nsN][-cal=NAME], nf4|fp4[-bN][-dq]."""
+    fields: dict[str, object] = {"method": method}
+    if method == "int8":
+        if not knobs or knobs[0] != "w8a8":
+            raise _fail(raw, "int8 is offered as W8A8 (int8 weights per channel, activations per token)", "int8-w8a8")
+        fields.update(activations="int8", alpha=DEFAULT_ALPHA)
+        for knob in knobs[1:]:
+            _apply_knob(raw, "int8-w8a8", method, knob, fields)
+        return CompressionSpec(**fields)  # type: ignore[arg-type]
+    if method != "fp8":
+        fields["block"] = DEFAULT_BLOCK
+    for knob in knobs:
+        if method == "fp8" and knob in ("dyn", "tensor"):
+            fields["activations" if knob == "dyn" else "per_tensor"] = "fp8" if knob == "dyn" else True
+        elif method != "fp8" and knob == "dq":
+            fields["double_quant"] = True
+        elif method != "fp8" and (m := re.fullmatch(r"b(\d+)", knob)):
+            if int(m.group(1)) not in BLOCK_SIZES:
+                raise _fail(raw, f"block size {m.group(1)} is not one bitsandbytes takes "
+                            f"({', '.join(map(str, BLOCK_SIZES))})", f"{method}-b{DEFAULT_BLOCK}")
+            fields["block"] = int(m.group(1))
+        else:
+            known = "dyn: FP8 activations per token, tensor: one weight scale" if method == "fp8" else \
+                "bN: block size, dq: double quantization"
+            raise _fail(raw, f"unknown {method} knob '{knob}' ({known})", f"{method}-dyn" if method == "fp8" else
+                        f"{method}-dq")
+    return CompressionSpec(**fields)  # type: ignore[arg-type]
+
+
 def _apply_knob(raw: str, base: str, method: str, knob: str, fields: dict[str, object]) -> None:
     calibrated = method in CALIBRATED_METHODS
     if m := re.fullmatch(r"g(-?\d+)", knob):
@@ -290,6 +350,10 @@ def _apply_knob(raw: str, base: str, method: str, knob: str, fields: dict[str, o
         if not 0 < damp < 1:
             raise _fail(raw, f"damp {damp} must be in (0, 1)", f"{base}-damp0.01")
         fields["damp"] = damp
+    elif method == "int8" and (m := re.fullmatch(r"alpha(\d*\.?\d+)", knob)):
+        if not 0 <= float(m.group(1)) <= 1:
+            raise _fail(raw, f"SmoothQuant's alpha {m.group(1)} must be in [0, 1]", f"{base}-alpha0.5")
+        fields["alpha"] = float(m.group(1))
     elif m := re.fullmatch(r"sink(\d+)", knob):
         if method not in ("sparsegpt", "gptq"):
             raise _fail(raw, "sink applies to sparsegpt and gptq (their Hessians)", base)

@@ -27,35 +27,15 @@ from comptrust_plugin.compress.runner import run_layerwise
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
+from . import tiny_models
+from .tiny_models import CharTokenizer
+
 HIDDEN = 80
 GROUP = 32
 
 
-class CharTokenizer:
-    bos_token_id = None
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
-        return {"input_ids": [b % 120 + 2 for b in text.encode("utf-8")]}
-
-
 def tiny_llama(seed: int = 0) -> nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=128, hidden_size=HIDDEN, intermediate_size=192, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        for block in find_blocks(model):
-            for norm in (block.input_layernorm, block.post_attention_layernorm):
-                # Real LLM activations have a few channels tens of times larger than the rest.
-                scale = torch.exp(torch.randn(HIDDEN) * 0.5)
-                scale[torch.randperm(HIDDEN)[:4]] *= 12
-                norm.weight.copy_(scale)
-    return model
+    return tiny_models.tiny_llama(HIDDEN, 192, seed=seed, outliers=True)
 
 
 def spec_for(text: str) -> CompressionSpec:

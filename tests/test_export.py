@@ -21,23 +21,7 @@ from comptrust_plugin.compress.store import load_grids, save_grids
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
-
-class CharTokenizer:
-    bos_token_id = None
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
-        return {"input_ids": [b % 120 + 2 for b in text.encode("utf-8")]}
-
-
-def tiny_llama(hidden: int = 64, intermediate: int = 128) -> nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config).eval()
+from .tiny_models import CharTokenizer, tiny_llama
 
 
 def spec_for(text: str) -> CompressionSpec:

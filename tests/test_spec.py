@@ -140,3 +140,38 @@ def test_gguf_types_parse_and_the_rest_is_one_line() -> None:
         with pytest.raises(SpecError) as info:
             parse_spec(text)
         assert reason in str(info.value) and f"'{suggestion}'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_scheme_methods_parse_round_trip_and_keep_older_keys() -> None:
+    cases = {
+        "fp8": dict(activations=None, per_tensor=False), "FP8-dyn": dict(activations="fp8"),
+        "fp8-dyn-tensor": dict(activations="fp8", per_tensor=True),
+        "int8-w8a8": dict(activations="int8", alpha=0.5), "int8-w8a8-alpha0.8-seed2-ns8": dict(alpha=0.8, seed=2),
+        "nf4": dict(block=64, double_quant=False), "fp4-b128-dq": dict(block=128, double_quant=True),
+    }
+    for text, fields in cases.items():
+        spec = parse_spec(text)
+        assert parse_spec(spec.canonical) == spec and spec.is_scheme
+        assert all(getattr(spec, name) == value for name, value in fields.items()), text
+    assert parse_spec("int8-w8a8-alpha0.5").canonical == "int8-w8a8" and parse_spec("int8-w8a8").is_calibrated
+    identities = {text: parse_spec(text).identity() for text in ("fp8", "fp8-dyn", "fp8-tensor", "nf4", "nf4-dq")}
+    assert len({str(sorted(i.items())) for i in identities.values()}) == len(identities)
+    for older in ("gptq-4", "wanda-50", "gguf-q4_0", "dense"):  # the new fields stay out of earlier keys
+        assert not {"per_tensor", "activations", "alpha", "block", "double_quant"} & set(parse_spec(older).identity())
+
+
+def test_scheme_mistakes_are_one_line_with_a_suggestion() -> None:
+    for text, reason, suggestion in [
+        ("int8", "offered as W8A8", "int8-w8a8"),
+        ("int8-w4a8", "offered as W8A8", "int8-w8a8"),
+        ("int8-w8a8-alpha2", "must be in [0, 1]", "int8-w8a8-alpha0.5"),
+        ("int8-w8a8-damp0.1", "damp applies", "int8-w8a8"),
+        ("fp8-dq", "unknown fp8 knob", "fp8-dyn"),
+        ("nf4-b63", "not one bitsandbytes takes", "nf4-b64"),
+        ("nf4-dyn", "unknown nf4 knob", "nf4-dq"),
+        ("fp9", "unknown method", "fp8"),
+        ("int9-w8a8", "unknown method", "int8-w8a8"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            parse_spec(text)
+        assert reason in str(info.value) and f"'{suggestion}'" in str(info.value) and "\n" not in str(info.value)

@@ -16,11 +16,17 @@ from .grid import Grid, quantize_rtn_grid
 from .layers import blocks_name, model_linears
 from .magnitude import magnitude_prune_
 from .runner import BlockCompressor
+from .w8a8 import attach_activation_quantization, quantize_weight
+
+NF4_KINDS = ("nf4", "fp4")
 
 # Bumped whenever a method's numerics change: part of every artifact's identity.
 # sparsegpt/gptq 2: sink-weighted Hessian; wanda 2, sparsegpt/gptq 3: block passes in the model's dtype;
 # awq 2: the alpha search really uses SEARCH_TOKENS (it used a whole 4096-token batch)
-METHOD_VERSIONS = {"mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 4, "gptq": 4, "awq": 2, "gguf": 1}
+METHOD_VERSIONS = {
+    "mag": 1, "rtn": 1, "wanda": 2, "sparsegpt": 4, "gptq": 4, "awq": 2, "gguf": 1,
+    "fp8": 1, "int8": 1, "nf4": 1, "fp4": 1,
+}
 
 
 @dataclass
@@ -60,6 +66,11 @@ def make_compressor(spec: CompressionSpec) -> BlockCompressor:
         from .wanda import WandaCompressor
 
         return WandaCompressor(fraction, spec.n_m)
+    if spec.method == "int8":
+        from .smoothquant import SmoothQuantCompressor
+
+        assert spec.alpha is not None
+        return SmoothQuantCompressor(spec.alpha)
     if spec.method == "sparsegpt":
         from .sparsegpt import SparseGPTCompressor
 
@@ -80,7 +91,8 @@ def make_compressor(spec: CompressionSpec) -> BlockCompressor:
 def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = None) -> CompressionStats:
     """Compress every Linear of every decoder block of `model` in place.
 
-    `tokenizer` is needed by calibrated methods to tokenize their calibration text.
+    `tokenizer` is needed by calibrated methods to tokenize their calibration text. Weights only:
+    a spec that quantizes activations too needs `quantize_activations` on the model that runs.
     """
     method_version(spec)
     start = time.perf_counter()
@@ -111,9 +123,25 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
                     raise TrustError(f"--compress={spec.canonical}: {full} has {weight.shape[1]} input columns, "
                                      f"not a multiple of GGUF's {GGUF_BLOCK}-wide blocks")
                 weight.copy_(gguf_round_trip(weight, spec.gguf_type).to(weight.dtype))
+            elif spec.method == "fp8":
+                weight.copy_(quantize_weight(weight, "fp8", spec.per_tensor))
+            elif spec.method in NF4_KINDS:
+                from .nf4 import quantize_dequantize as nf4_round_trip
+
+                assert spec.block is not None
+                weight.copy_(nf4_round_trip(weight, spec.method, spec.block, spec.double_quant).to(weight.dtype))
     zeros = sum(int((lin.weight == 0).sum()) for lin in linears.values())
     total = sum(lin.weight.numel() for lin in linears.values())
     return CompressionStats(
         spec=spec.canonical, seconds=time.perf_counter() - start, layers=len(linears),
         sparsity=zeros / total, extra=extra, grids=grids,
     )
+
+
+def quantize_activations(model: nn.Module, spec: CompressionSpec) -> int:
+    """Attach `spec`'s run-time activation quantization (fp8-dyn, int8-w8a8) to a model holding its
+    compressed weights, however they were obtained (compressed now or loaded from the store).
+    Returns the number of Linears whose inputs are quantized (0 for weight-only specs)."""
+    if spec.activations is None:
+        return 0
+    return attach_activation_quantization(model, spec.activations)

@@ -208,6 +208,18 @@ def write_checkpoint(
     return target
 
 
+def not_exportable(spec: CompressionSpec) -> str | None:
+    """Why `spec`'s compression cannot be written as a checkpoint here (one line), or None."""
+    if spec.method == "gguf":
+        return (f"--compress={spec.canonical}: a GGUF type ships as a GGUF file, which llama.cpp's convert and "
+                "quantize tools write (this config gates their numerics); not exported")
+    if spec.is_scheme:
+        return (f"--compress={spec.canonical}: exporting {spec.method} checkpoints is not built yet (gate the "
+                "numerics here, write the checkpoint with llm-compressor or bitsandbytes); exportable methods: "
+                "rtn, gptq, awq, mag, wanda, sparsegpt")
+    return None
+
+
 def packable(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid]) -> bool:
     """Whether `spec`'s weights can be stored packed: quantized, every Linear's grid recorded, a
     group size the format takes, and compressed-tensors installed."""

@@ -117,6 +117,7 @@ class BlockStep:
         self.batch_size = batch_size
         self.linears = block_linears(block)
         self.grids: dict[str, Grid] = {}  # quantizers record each Linear's grid here (block-local names)
+        self.stored_dtype: torch.dtype = next(block.parameters()).dtype  # the dtype the model keeps it in
         self._groups: list[InputGroup] | None = None
         self._last_group: InputGroup | None = None
 
@@ -335,6 +336,7 @@ def run_layerwise(
             dtype = next(block.parameters()).dtype
             block.to(compute)
             step = BlockStep(index, block, inputs, kwargs[index], batch_size)
+            step.stored_dtype = dtype
             for key, value in compressor.compress_block(step).items():
                 extra[key] = max(extra.get(key, value), value)
             grids.update({f"{prefix}.{index}.{name}": grid for name, grid in step.grids.items()})
