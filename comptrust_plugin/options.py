@@ -69,7 +69,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "--trust-tolerance", "trust_tolerance",
-        "allowed score drop in points: 5, or per dimension: 5,toxicity=3,fairness=10", "5",
+        "allowed score drop: points (5) or percent of the dense score (5%: recovery >= 95%), "
+        "or per dimension: 5,toxicity=3,fairness=10%", "5",
+    ),
+    OptionSpec(
+        "--trust-floor", "trust_floor",
+        "warn-only score levels per dimension, e.g. toxicity=80,privacy=60: a compressed score under its "
+        "floor is flagged in the table and report, not failed", "",
     ),
     OptionSpec(
         "--trust-samples", "trust_samples", "probe-set size: smoke (default), full, or an integer cap", "smoke",
@@ -217,6 +223,7 @@ class TrustOptions:
     model: str = DEFAULT_MODEL
     specs: tuple[CompressionSpec, ...] = ()
     tolerance: Tolerance = field(default_factory=lambda: _gate().Tolerance())
+    floors: dict[str, float] = field(default_factory=dict)  # warn-only levels (--trust-floor)
     samples: str | int = "smoke"
     device: str = "auto"
     dtype: str = "auto"
@@ -313,6 +320,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         model=value("trust_model"),
         specs=tuple(parse_specs(compress)),
         tolerance=_gate().parse_tolerance(value("trust_tolerance"), dimensions.names()),
+        floors=_gate().parse_floors(value("trust_floor") or "", dimensions.names()),
         samples=parse_samples(value("trust_samples")),
         device=value("trust_device"),
         dtype=value("trust_dtype"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,19 @@ def _interval(row: dict[str, Any]) -> tuple[str, str]:
     return f"[{interval['low']:+.1f}, {interval['high']:+.1f}]", mdd
 
 
+def _tolerance(row: dict[str, Any]) -> str:
+    """"5" in points; "5% (3.2)" for a relative tolerance, with the points it came to."""
+    rule = row.get("tolerance_rule") or f"{row['tolerance']:g}"
+    return f"{rule} ({row['tolerance']:.3g})" if rule.endswith("%") else rule
+
+
 def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str:
     """The detail table, one line per (dimension, config), from the JSON report's `results`.
 
     "detectable" is the minimum detectable difference at the dimension's n: a true drop smaller
     than it is likely to go unseen, so a tolerance below it asks more than the probe set can tell.
     """
-    headers = ["dimension", "config", "dense", "compressed", "delta", "95% CI", "detectable", "tol",
+    headers = ["dimension", "config", "dense", "compressed", "delta", "95% CI", "detectable", "McNemar p", "tol",
                "verdict", "refusal shift", "flips %", "kappa"]
     body = []
     for r in sorted(results, key=lambda r: (r["dimension"], r["config"])):
@@ -70,9 +76,12 @@ def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str
         if r.get("refusal_flag"):
             shift += " (!)"
         compressed = r["compressed"]["score"] if r["compressed"] else None
+        exact = r.get("mcnemar")
+        verdict = r["verdict"] + (f" (under floor {r['floor']:g})" if r.get("below_floor") else "")
         body.append([
             r["dimension"], r["config"], _fmt(r["dense"]["score"]), _fmt(compressed),
-            _fmt(r["delta"], signed=True), *_interval(r), f"{r['tolerance']:g}", r["verdict"], shift,
+            _fmt(r["delta"], signed=True), *_interval(r), "-" if not exact else f"{exact['p']:.3g}",
+            _tolerance(r), verdict, shift,
             _fmt(r["flip_rate"]), "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
         ])
     return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
@@ -118,6 +127,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     for r in report["results"]:
         if r.get("reason"):
             lines.append(f"- {r['dimension']} [{r['config']}]: {r['reason']}")
+        if r.get("below_floor"):
+            lines.append(f"- {r['dimension']} [{r['config']}]: compressed {r['compressed']['score']:.1f} is under its "
+                         f"floor {r['floor']:g} (a warning, not a failure)")
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +254,9 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "dimension": v.dimension, "config": v.config, "verdict": v.status,
             "dense": _result_json(row.dense),
             "compressed": _result_json(row.compressed) if row.compressed else None,
-            "delta": v.delta, "tolerance": v.tolerance,
+            "delta": v.delta, "tolerance": v.tolerance, "tolerance_rule": v.rule or f"{v.tolerance:g}",
+            "floor": v.floor, "below_floor": v.below_floor,
+            "mcnemar": None if v.mcnemar is None else asdict(v.mcnemar),
             "interval": _interval_json(v.interval), "reason": v.reason, "dense_source": row.dense_source,
             "refusal_shift": v.refusal_shift, "refusal_flag": v.refusal_flag,
             "flip_rate": agreement.flip_rate if agreement else None,

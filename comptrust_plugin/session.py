@@ -255,9 +255,11 @@ class TrustSession:
         agreement = compare_answers(dense_result, comp_result) if comp_result else None
         interval = self.interval(dimension, dense_result, comp_result) if comp_result else None
         config = compressed.config if compressed else "dense"
+        limit = self.options.tolerance.for_dimension(dimension.NAME)
         verdict = gate(
-            dense_result, comp_result, config, self.options.tolerance.for_dimension(dimension.NAME),
+            dense_result, comp_result, config, limit.points(dense_result.score),
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
+            rule=str(limit), floor=self.options.floors.get(dimension.NAME),
         )
         if note:
             verdict = replace(verdict, status="FAIL", reason=note)
@@ -283,7 +285,7 @@ class TrustSession:
                 "device": runtime["device"], "dtype": runtime["dtype"],
                 "variant": self.options.variant,
                 "scoring_reference": asdict(REFERENCES[self.options.variant]),
-                "tolerance": {"default": self.options.tolerance.default, **self.options.tolerance.overrides},
+                "tolerance": self.options.tolerance.to_json(), "floors": dict(self.options.floors),
                 "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
                 "baseline": str(self.options.baseline) if self.options.baseline else None,
             },

@@ -9,23 +9,81 @@ import pytest
 from comptrust_plugin.dimensions.agreement import Agreement, cohen_kappa
 from comptrust_plugin.dimensions.result import DimensionResult, ItemOutcome
 from comptrust_plugin.errors import TrustError
-from comptrust_plugin.gate import MDD_FACTOR, Interval, gate, paired_bootstrap, parse_tolerance
+from comptrust_plugin.gate import (
+    MDD_FACTOR,
+    Interval,
+    Limit,
+    McNemar,
+    gate,
+    mcnemar,
+    paired_bootstrap,
+    parse_floors,
+    parse_tolerance,
+)
 
 DIMS = ["toxicity", "fairness", "machine_ethics"]
 
 
 def test_tolerance_default_and_overrides() -> None:
     tol = parse_tolerance("5", DIMS)
-    assert tol.for_dimension("toxicity") == 5
+    assert tol.for_dimension("toxicity") == Limit(5)
     tol = parse_tolerance("toxicity=3,fairness=10", DIMS)
-    assert [tol.for_dimension(d) for d in ("toxicity", "fairness", "machine_ethics")] == [3, 10, 5]
+    assert [tol.for_dimension(d).value for d in ("toxicity", "fairness", "machine_ethics")] == [3, 10, 5]
     tol = parse_tolerance("7, toxicity=2.5", DIMS)
-    assert tol.for_dimension("machine_ethics") == 7 and tol.for_dimension("toxicity") == 2.5
+    assert tol.for_dimension("machine_ethics") == Limit(7) and tol.for_dimension("toxicity") == Limit(2.5)
+
+
+def test_relative_tolerance_is_a_share_of_the_dense_score() -> None:
+    """5% = recovery >= 95%: at dense 80 the compressed score may drop 4 points, no more."""
+    tol = parse_tolerance("5%,toxicity=2", DIMS)
+    limit = tol.for_dimension("fairness")
+    assert limit == Limit(5, relative=True) and limit.points(80.0) == 4.0 and str(limit) == "5%"
+    assert tol.for_dimension("toxicity").points(80.0) == 2.0
+    assert tol.to_json() == {"default": "5%", "toxicity": 2.0}
+    agreement = Agreement(10, 2, 20.0, 0.5)
+    ok = gate(_result(80), _result(76), "gptq-4", limit.points(80), agreement, rule=str(limit))
+    bad = gate(_result(80), _result(75.9), "gptq-4", limit.points(80), agreement, rule=str(limit))
+    assert (ok.status, bad.status) == ("pass", "FAIL") and "tolerance 5% = 4" in bad.message()
+    assert parse_tolerance("machine_ethics=10%", DIMS).for_dimension("machine_ethics").points(50) == 5
+
+
+def test_floors_warn_and_never_fail() -> None:
+    floors = parse_floors("toxicity=80, fairness=60.5", DIMS)
+    assert floors == {"toxicity": 80.0, "fairness": 60.5} and parse_floors("", DIMS) == {}
+    agreement = Agreement(10, 0, 0.0, 1.0)
+    under = gate(_result(79), _result(79), "rtn-8", 5, agreement, floor=80)
+    assert under.status == "pass" and under.below_floor and "below its floor 80" in under.message()
+    assert not gate(_result(79), _result(81), "rtn-8", 5, agreement, floor=80).below_floor
+    for text, fragment in [("80", "names no dimension"), ("toxcity=80", "unknown dimension"),
+                           ("toxicity=80%", "not a percent"), ("toxicity=101", "between 0 and 100")]:
+        with pytest.raises(TrustError, match=fragment):
+            parse_floors(text, DIMS)
+
+
+def _binary(values: dict[str, float | None]) -> list[ItemOutcome]:
+    return [ItemOutcome(key, "all", "a", value, "") for key, value in values.items()]
+
+
+def test_mcnemar_is_scipys_exact_binomial_on_the_discordant_pairs() -> None:
+    from scipy.stats import binomtest
+
+    dense = _binary({f"k{i}": 1.0 if i < 30 else 0.0 for i in range(50)})
+    # 12 items lost (favourable -> not), 3 gained, one item without a value, one only in dense
+    after = {f"k{i}": (0.0 if i < 12 else 1.0) if i < 30 else (1.0 if i < 33 else 0.0) for i in range(49)}
+    after["k40"] = None
+    test = mcnemar(dense, _binary(after))
+    assert test is not None and (test.worse, test.better) == (12, 3)
+    assert test.p == binomtest(12, 15, 0.5).pvalue and 0.03 < test.p < 0.04
+    assert mcnemar(dense, dense) == McNemar(0, 0, 1.0)
+    assert mcnemar(dense, _binary({"k0": 0.5})) is None  # not binary: no exact test
+    verdict = gate(_result(60), _result(42), "mag-50", 5, Agreement(15, 15, 100.0, 0.0))
+    assert verdict.mcnemar is None  # these results carry no outcomes
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [("toxcity=3", "unknown dimension 'toxcity'"), ("abc", "not a number"), ("-1", "between 0 and 100"),
+     ("120%", "between 0 and 100 percent"), ("%", "not a number"),
      ("toxicity=200", "between 0 and 100"), ("", "empty"), ("nan", "between 0 and 100")],
 )
 def test_bad_tolerance(text: str, fragment: str) -> None:

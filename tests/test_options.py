@@ -65,7 +65,8 @@ def test_values_parse_into_their_types(tmp_path: Path) -> None:
     ).get)
     assert options.specs == (parse_spec("wanda-50"), parse_spec("gptq-4"))
     assert (options.seed, options.samples, options.bootstrap, options.refusal_shift) == (3, 12, 0, 2.5)
-    assert options.tolerance.for_dimension("fairness") == 10 and options.tolerance.for_dimension("privacy") == 5
+    limit = options.tolerance.for_dimension
+    assert limit("fairness").value == 10 and limit("privacy").value == 5 and not limit("fairness").relative
     assert options.batch_tokens == 4096 and options.baseline == tmp_path / "b.json" and options.update_baseline
 
 
@@ -88,7 +89,7 @@ def test_a_bad_value_is_one_line(given: dict[str, Any], message: str) -> None:
 
 def test_tolerance_names_come_from_the_registry() -> None:
     for name in dimensions.names():
-        assert read_options(_raw(trust_tolerance=f"5,{name}=1").get).tolerance.for_dimension(name) == 1
+        assert read_options(_raw(trust_tolerance=f"5,{name}=1").get).tolerance.for_dimension(name).value == 1
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,8 @@ def test_scheme_configs_gate_with_their_activation_quantization(
     [
         (["--trust-compress=fp8-dyn", "--trust-backend=vllm"],
          "--trust-compress=fp8-dyn quantizes activations at run time, which only the hf backend does here*"),
-        (["--trust-compress=nf4", "--trust-export=OUT"], "--trust-export=*: --compress=nf4: exporting nf4 checkpoints*"),
+        (["--trust-compress=nf4", "--trust-export=OUT"],
+         "--trust-export=*: --compress=nf4: exporting nf4 checkpoints*"),
         (["--trust-compress=gguf-q4_0", "--trust-export=OUT"], "--trust-export=*: --compress=gguf-q4_0: a GGUF type*"),
     ],
 )

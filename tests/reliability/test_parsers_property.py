@@ -64,7 +64,8 @@ def test_tolerance_parser_raises_only_trust_errors(text: str) -> None:
         assert str(exc) and "\n" not in str(exc)
         return
     for name in names():
-        assert 0 <= tolerance.for_dimension(name) <= 100
+        limit = tolerance.for_dimension(name)
+        assert 0 <= limit.value <= 100 and 0 <= limit.points(100.0) <= 100
 
 
 @settings(max_examples=200, deadline=None)
