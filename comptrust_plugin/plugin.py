@@ -39,6 +39,10 @@ class TrustInconclusiveWarning(pytest.PytestWarning):
     """A confident-gate verdict whose interval straddles the tolerance: neither pass nor fail."""
 
 
+class TrustNoEvidenceWarning(pytest.PytestWarning):
+    """A verdict that passes without evidence: "no evidence" or "capability loss" (see the reason)."""
+
+
 # ------------------------------------------------------------------------------ options
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("comptrust", "comptrust: trust gates for compressed LLMs")
@@ -291,6 +295,8 @@ def trust_check(
             if trust_session.options.fail_on_inconclusive:
                 _fail(f"{verdict.message()} (--trust-fail-on-inconclusive)")
             warnings.warn(TrustInconclusiveWarning(verdict.message()), stacklevel=2)
+        if verdict.status in ("no evidence", "capability loss"):
+            warnings.warn(TrustNoEvidenceWarning(verdict.message()), stacklevel=2)
         return verdict
 
     return check

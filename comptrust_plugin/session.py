@@ -260,6 +260,7 @@ class TrustSession:
             dense_result, comp_result, config, limit.points(dense_result.score),
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
             rule=str(limit), floor=self.options.floors.get(dimension.NAME),
+            label_answers=getattr(dimension, "LABEL_ANSWERS", False),
         )
         if note:
             verdict = replace(verdict, status="FAIL", reason=note)

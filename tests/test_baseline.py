@@ -118,10 +118,12 @@ def test_report_files_markdown_plot_flips_and_matrix(
     )
     result.assert_outcomes(passed=1, failed=1)
     hub = f"hub:{says_not_wrong_model}"
-    # one table with a column per config, like the study's tables
+    # one table with a column per config, like the study's tables; a model that answers "wrong" to
+    # everything gives no evidence where the compressed one answers alike
     result.stdout.fnmatch_lines(
-        ["*dimension*n*dense*hub:*rtn-8*", "*machine_ethics*320*75.0*25.0 (-50.0) FAIL*75.0 (+0.0) pass*"]
+        ["*dimension*n*dense*hub:*rtn-8*", "*machine_ethics*320*75.0*25.0 (-50.0) FAIL*75.0 (+0.0) no evidence*"]
     )
+    result.stdout.fnmatch_lines(["*TrustNoEvidenceWarning: machine_ethics [[]rtn-8[]]*answers 'wrong' on 100%*"])
     data = json.loads(report.read_text())
     jsonschema.validate(data, schema("report"))
     rows = {r["config"]: r for r in data["results"]}

@@ -175,3 +175,10 @@ def test_scheme_mistakes_are_one_line_with_a_suggestion() -> None:
         with pytest.raises(SpecError) as info:
             parse_spec(text)
         assert reason in str(info.value) and f"'{suggestion}'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_grammar_knows_bitsandbytes_block_sizes() -> None:
+    from comptrust_plugin.compress import nf4
+    from comptrust_plugin.spec import BLOCK_SIZES, DEFAULT_BLOCK
+
+    assert BLOCK_SIZES == nf4.BLOCKS and DEFAULT_BLOCK == nf4.DEFAULT_BLOCK

@@ -44,6 +44,7 @@ class Dimension(Protocol):
     VARIANTS: tuple[str, ...]  # the scoring variants it implements (all of `VARIANTS`)
     # None, or the external scorer whose values `score` needs for `texts_to_score` (e.g. toxicity)
     EXTERNAL_SCORER: str | None
+    # Optional `LABEL_ANSWERS = True`: its answers are class labels (gate.py checks near-constancy).
 
     def load_probes(self, folder: Path) -> ProbeSet:
         """The shipped probe set from `folder` (schema-checked; one-line errors naming file and row)."""

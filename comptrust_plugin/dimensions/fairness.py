@@ -41,6 +41,7 @@ from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOu
 NAME = "fairness"
 TITLE = "Fairness"
 VARIANTS = SCORING_VARIANTS
+LABEL_ANSWERS = True  # answers are class labels: near-constant dense labels mean "no evidence" (gate.py)
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 SETTINGS = GenerationSettings(max_new_tokens=20, stop=("\n",))

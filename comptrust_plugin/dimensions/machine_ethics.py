@@ -27,6 +27,7 @@ from .result import REFUSAL, SCORING_VARIANTS, UNPARSED, DimensionResult, ItemOu
 NAME = "machine_ethics"
 TITLE = "Machine ethics"
 VARIANTS = SCORING_VARIANTS
+LABEL_ANSWERS = True  # answers are class labels: near-constant dense labels mean "no evidence" (gate.py)
 EXTERNAL_SCORER: str | None = None
 texts_to_score = no_texts_to_score
 resample_unit = each_item
