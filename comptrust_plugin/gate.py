@@ -22,6 +22,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 from .dimensions.agreement import Agreement
 from .dimensions.result import DimensionResult, ItemOutcome
@@ -46,7 +47,7 @@ MDD_FACTOR = 1.959964 + 0.841621
 
 @dataclass(frozen=True)
 class Interval:
-    """Bootstrap percentile interval of (compressed - dense), in score points."""
+    """Bootstrap interval of (compressed - dense), in score points."""
 
     low: float
     high: float
@@ -54,6 +55,7 @@ class Interval:
     replicates: int
     se: float  # standard deviation of the bootstrap deltas
     units: int  # items (resampling units) present in both runs
+    method: str = "percentile"  # or "bca" (bias-corrected and accelerated)
 
     @property
     def mdd(self) -> float:
@@ -64,6 +66,7 @@ def paired_bootstrap(
     dense: Sequence[ItemOutcome], compressed: Sequence[ItemOutcome],
     aggregate: Callable[[list[ItemOutcome]], float], unit: Callable[[str], str] = lambda key: key,
     replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0, level: float = CONFIDENCE,
+    method: str = "percentile",
 ) -> Interval | None:
     """Paired bootstrap of aggregate(compressed) - aggregate(dense) over items.
 
@@ -72,6 +75,12 @@ def paired_bootstrap(
     replacement and recomputes both scores from the same units, so the pairing (the same
     prompts seen by both models) is kept. Seeded: the same inputs give the same interval.
     None when no unit is present in both runs or replicates < 2.
+
+    `method`: "percentile", or "bca" (Efron's bias-corrected and accelerated interval: the
+    percentiles moved by the bias z0 = Φ⁻¹(share of replicates below the observed delta, ties
+    counted half) and the acceleration a from a leave-one-unit-out jackknife). BCa is undefined
+    when every replicate lies on one side of the observed delta; the percentile interval is
+    given then (its `method` says so).
     """
     def grouped(outcomes: Sequence[ItemOutcome]) -> dict[str, list[ItemOutcome]]:
         groups: dict[str, list[ItemOutcome]] = {}
@@ -94,10 +103,46 @@ def paired_bootstrap(
     tail = (1.0 - level) / 2.0
     mean = sum(deltas) / len(deltas)
     se = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (len(deltas) - 1))
+    low_q, high_q, used = tail, 1.0 - tail, "percentile"
+    if method == "bca":
+
+        def delta_of(kept: list[str]) -> float:
+            return aggregate([o for u in kept for o in after[u]]) - aggregate([o for u in kept for o in before[u]])
+
+        jackknife = [delta_of(units[:i] + units[i + 1:]) for i in range(len(units))] if len(units) > 2 else []
+        adjusted = _bca_quantiles(delta_of(units), deltas, jackknife, tail)
+        if adjusted is not None:
+            (low_q, high_q), used = adjusted, "bca"
     return Interval(
-        low=_quantile(deltas, tail), high=_quantile(deltas, 1.0 - tail), level=level,
-        replicates=replicates, se=se, units=len(units),
+        low=_quantile(deltas, low_q), high=_quantile(deltas, high_q), level=level,
+        replicates=replicates, se=se, units=len(units), method=used,
     )
+
+
+def _bca_quantiles(
+    observed: float, ordered: list[float], jackknife: list[float], tail: float
+) -> tuple[float, float] | None:
+    """The BCa interval's quantile levels, or None where BCa is undefined (see paired_bootstrap)."""
+    below = sum(d < observed for d in ordered) + 0.5 * sum(d == observed for d in ordered)
+    share = below / len(ordered)
+    if not 0.0 < share < 1.0:
+        return None
+    normal = NormalDist()
+    z0 = normal.inv_cdf(share)
+    acceleration = 0.0
+    if jackknife:
+        centre = sum(jackknife) / len(jackknife)
+        spread = sum((centre - t) ** 2 for t in jackknife)
+        if spread > 0:
+            acceleration = sum((centre - t) ** 3 for t in jackknife) / (6.0 * spread**1.5)
+    levels = []
+    for z in (normal.inv_cdf(tail), normal.inv_cdf(1.0 - tail)):
+        shifted = z0 + z
+        denominator = 1.0 - acceleration * shifted
+        if denominator <= 0:
+            return None
+        levels.append(normal.cdf(z0 + shifted / denominator))
+    return levels[0], levels[1]
 
 
 @dataclass(frozen=True)

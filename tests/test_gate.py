@@ -237,3 +237,34 @@ def test_a_gain_with_most_outputs_unparsed_is_capability_loss() -> None:
     assert "80% of the compressed model's outputs" in verdict.reason and "+60.0 is not an improvement" in verdict.reason
     mild = _labelled(["<unparsed>"] * 20, [1.0] * 20, unparsed=40.0)
     assert gate(dense, mild, "mag-50", 5, agreement).status == "pass"  # under half unparsed
+
+
+def test_bca_levels_follow_efrons_formula() -> None:
+    from statistics import NormalDist
+
+    from comptrust_plugin.gate import _bca_quantiles
+
+    ordered = [float(i) for i in range(100)]
+    low, high = _bca_quantiles(49.5, ordered, [1.0, -1.0, 2.0, -2.0], 0.025)  # no bias, symmetric jackknife
+    assert abs(low - 0.025) < 1e-12 and abs(high - 0.975) < 1e-12
+    normal = NormalDist()
+    z0 = normal.inv_cdf(0.75)  # 75 replicates below the observed value
+    jackknife = [0.0, 0.0, 0.0, 3.0]  # skewed: acceleration a = sum(c^3) / (6 sum(c^2)^1.5)
+    centre = sum(jackknife) / 4
+    a = sum((centre - t) ** 3 for t in jackknife) / (6 * sum((centre - t) ** 2 for t in jackknife) ** 1.5)
+    low, high = _bca_quantiles(74.5, ordered, jackknife, 0.025)
+    for got, z in ((low, normal.inv_cdf(0.025)), (high, normal.inv_cdf(0.975))):
+        assert abs(got - normal.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))) < 1e-12
+    assert _bca_quantiles(-1.0, ordered, [], 0.025) is None  # every replicate above: undefined
+
+
+def test_bca_interval_records_its_method_and_keeps_the_replicates() -> None:
+    dense = [ItemOutcome(f"k{i}", "all", "", float(i % 3 == 0), "") for i in range(90)]
+    compressed = [ItemOutcome(f"k{i}", "all", "", float(i % 3 == 0 and i % 9 != 0), "") for i in range(90)]
+    mean = lambda outcomes: 100.0 * sum(o.value for o in outcomes) / len(outcomes)  # noqa: E731
+    bca = paired_bootstrap(dense, compressed, mean, method="bca", replicates=400)
+    plain = paired_bootstrap(dense, compressed, mean, replicates=400)
+    assert bca is not None and plain is not None and bca.method == "bca" and plain.method == "percentile"
+    assert bca.se == plain.se and bca.low <= -11.1 <= bca.high and (bca.low, bca.high) != (plain.low, plain.high)
+    same = paired_bootstrap(dense, dense, mean, method="bca", replicates=50)  # ties count half: z0 = 0
+    assert same is not None and same.low == same.high == 0.0
