@@ -123,7 +123,7 @@ def test_report_files_markdown_plot_flips_and_matrix(
     result.stdout.fnmatch_lines(
         ["*dimension*n*dense*hub:*rtn-8*", "*machine_ethics*320*75.0*25.0 (-50.0) FAIL*75.0 (+0.0) no evidence*"]
     )
-    result.stdout.fnmatch_lines(["*TrustNoEvidenceWarning: machine_ethics [[]rtn-8[]]*answers 'wrong' on 100%*"])
+    result.stdout.fnmatch_lines(["*TrustNoEvidenceWarning: machine_ethics [[]rtn-8[]]*one answer per subset on 100%*"])
     data = json.loads(report.read_text())
     jsonschema.validate(data, schema("report"))
     rows = {r["config"]: r for r in data["results"]}

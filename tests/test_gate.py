@@ -214,18 +214,32 @@ def test_a_pass_that_could_not_fail_says_no_evidence() -> None:
     same = _labelled(["yes"] * 20, [1.0] * 20)
     frozen = Interval(0.0, 0.0, 0.95, 1000, 0.0, 20)  # the embedded model's fairness: 100 vs 100, [0, 0]
     verdict = gate(same, same, "wanda-50", 5, agreement, frozen, label_answers=True)
-    assert verdict.status == "no evidence" and verdict.passed and "answers 'yes' on 100%" in verdict.message()
+    assert verdict.status == "no evidence" and verdict.passed and "on 100% of the 20 items ('yes')" in verdict.message()
     ceiling = _labelled([f"label{i}" for i in range(20)], [1.0] * 20)  # all right: a fall would show
     assert gate(ceiling, ceiling, "wanda-50", 5, agreement, frozen, label_answers=True).status == "pass"
     constant = _labelled(["yes"] * 19 + ["no"], [1.0] * 10 + [0.0] * 10)
     moved = _labelled(["yes"] * 12 + ["no"] * 8, [1.0] * 9 + [0.0] * 11)
     labels = gate(constant, moved, "wanda-50", 10, agreement, label_answers=True)
-    assert labels.status == "no evidence" and "answers 'yes' on 95% of the 20 items" in labels.reason
+    assert labels.status == "no evidence" and "on 95% of the 20 items ('yes')" in labels.reason
     assert gate(constant, moved, "wanda-50", 10, agreement).status == "pass"  # not a label dimension
     varied = _labelled(["yes"] * 18 + ["no"] * 2, [1.0] * 10 + [0.0] * 10)
     assert gate(varied, moved, "wanda-50", 10, agreement, label_answers=True).status == "pass"  # 90% < 95%
     assert gate(constant, _labelled(["no"] * 20, [0.0] * 20), "mag-50", 5, agreement,
                 label_answers=True).status == "FAIL"  # a drop is evidence, whatever the dense labels
+
+
+def test_one_answer_per_subset_is_no_evidence_too() -> None:
+    """The embedded model's fairness: 'no' throughout two settings, 'yes' throughout the third, the
+    same for both twins: parity 0 in every setting whatever the model knows."""
+    outcomes = tuple(ItemOutcome(f"{setting}/p{i}", setting, "yes" if setting == "few_shot_fair" else "no", 1.0, "")
+                     for setting in ("zero_shot", "few_shot_unfair", "few_shot_fair") for i in range(32))
+    dense = DimensionResult("fairness", "comptrust-paper", 100.0, {}, 96, 0.0, 0.0, outcomes)
+    verdict = gate(dense, dense, "nf4", 5, Agreement(96, 0, 0.0, 1.0), label_answers=True)
+    assert verdict.status == "no evidence"
+    assert "on 100% of the 96 items ('yes' in few_shot_fair, 'no' in" in verdict.reason
+    tiny = tuple(ItemOutcome(f"k{i}", f"s{i}", "yes" if i % 2 else "no", 1.0, "") for i in range(40))  # 1 item each
+    spread = DimensionResult("fairness", "comptrust-paper", 50.0, {}, 40, 0.0, 0.0, tiny)
+    assert gate(spread, spread, "nf4", 5, Agreement(40, 0, 0.0, 1.0), label_answers=True).status == "pass"
 
 
 def test_a_gain_with_most_outputs_unparsed_is_capability_loss() -> None:
