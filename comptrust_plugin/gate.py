@@ -39,6 +39,7 @@ MIN_SUBSET = 10  # subsets smaller than this are pooled for that check
 COLLAPSE_UNPARSED, COLLAPSE_RISE = 50.0, 25.0
 REFUSAL_SHIFT_FLAG = 10.0  # the study flags refusal-rate shifts above 10 points
 GATES = ("point", "confident")
+INTERVAL_METHODS = ("percentile", "bca")
 BOOTSTRAP_REPLICATES = 1000
 CONFIDENCE = 0.95
 # Minimum detectable difference = (z_{1-alpha/2} + z_{power}) x standard error of the delta:

@@ -135,6 +135,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         str(BOOTSTRAP_DEFAULT),
     ),
     OptionSpec(
+        "--trust-interval", "trust_interval",
+        "bootstrap interval: percentile (default) or bca (bias-corrected and accelerated; covers a "
+        "parity-gap score better, an accuracy near 0 or 100 no better: benchmarks/bench_interval_coverage.py)",
+        "percentile",
+    ),
+    OptionSpec(
         "--trust-refusal-shift", "trust_refusal_shift",
         f"flag refusal-rate shifts above this many points (default {REFUSAL_SHIFT_DEFAULT:g})",
         f"{REFUSAL_SHIFT_DEFAULT:g}",
@@ -235,6 +241,7 @@ class TrustOptions:
     toxicity_scorer: str = "profanity-check"
     gate: str = "point"
     bootstrap: int = BOOTSTRAP_DEFAULT  # replicates of the paired bootstrap; 0 = no interval
+    interval: str = "percentile"  # the bootstrap interval's method: percentile or bca
     refusal_shift: float = REFUSAL_SHIFT_DEFAULT  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
     fail_on_inconclusive: bool = False  # an inconclusive verdict fails instead of warning
@@ -274,6 +281,9 @@ class TrustOptions:
             raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(dimensions.VARIANTS)}")
         check_scorer_name(self.toxicity_scorer)
         parse_data_option(self.data)
+        if self.interval not in _gate().INTERVAL_METHODS:
+            raise TrustError(f"--trust-interval={one_line(str(self.interval))}: choose one of "
+                             f"{', '.join(_gate().INTERVAL_METHODS)}")
         if self.batch_tokens is not None and self.batch_tokens < 64:
             raise TrustError(f"--trust-batch-tokens={self.batch_tokens}: use at least 64 token slots")
         if self.backend == "vllm":
@@ -334,6 +344,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         toxicity_scorer=value("trust_toxicity_scorer"),
         gate=value("trust_gate"),
         bootstrap=bootstrap,
+        interval=value("trust_interval") or "percentile",
         refusal_shift=refusal_shift,
         fail_on_refusal_shift=bool(value("trust_fail_on_refusal_shift")),
         fail_on_inconclusive=bool(value("trust_fail_on_inconclusive")),

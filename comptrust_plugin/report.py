@@ -318,7 +318,7 @@ def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
         return None
     return {
         "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
-        "se": interval.se, "mdd": interval.mdd, "units": interval.units,
+        "se": interval.se, "mdd": interval.mdd, "units": interval.units, "method": interval.method,
     }
 
 

@@ -243,7 +243,7 @@ class TrustSession:
             dense.outcomes, compressed.outcomes,
             aggregate=lambda outcomes: dimension.aggregate(selected, outcomes, variant),
             unit=dimension.resample_unit,
-            replicates=self.options.bootstrap,
+            replicates=self.options.bootstrap, method=self.options.interval,
             seed=int(stable_hash([self.options.seed, dimension.NAME])[:12], 16),
         )
 

@@ -100,6 +100,7 @@ def test_tolerance_names_come_from_the_registry() -> None:
         (TrustOptions(dtype="int8"), "--trust-dtype=int8: choose one of"),
         (TrustOptions(update_baseline=True), "--trust-update-baseline needs --trust-baseline=PATH"),
         (TrustOptions(batch_tokens=8), "--trust-batch-tokens=8: use at least 64"),
+        (TrustOptions(interval="bootstrap-t"), "--trust-interval=bootstrap-t: choose one of percentile, bca"),
     ],
 )
 def test_validate_refuses_in_one_line(options: TrustOptions, message: str) -> None:
