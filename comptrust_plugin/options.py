@@ -171,6 +171,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         path=True,
     ),
     OptionSpec(
+        "--trust-csv", "trust_csv",
+        "append one row per (model, revision, config, dimension) to this CSV sheet (header once; safe "
+        "under xdist and concurrent runs)", path=True,
+    ),
+    OptionSpec(
         "--trust-export", "trust_export",
         "write each compressed config as a checkpoint to DIR/<config id>/ (compressed-tensors for quantized "
         "configs), its model card naming the gate's verdicts", path=True,
@@ -256,6 +261,7 @@ class TrustOptions:
     markdown: Path | None = None  # plot (PNG) and the flipped items (JSON lines) go
     plot: Path | None = None
     flips: Path | None = None
+    csv: Path | None = None  # a CSV sheet the run appends its rows to (results_csv.py)
     export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
     chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
 
@@ -353,7 +359,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
         chat_format=value("trust_chat_format") or "auto",
-        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips", "export")},
+        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips", "csv", "export")},
     )
 
 

@@ -39,9 +39,14 @@ def preflight(options: TrustOptions) -> None:
     for flag, path in (
         ("--trust-report", options.report), ("--trust-markdown", options.markdown),
         ("--trust-plot", options.plot), ("--trust-flips", options.flips), ("--trust-baseline", options.baseline),
+        ("--trust-csv", options.csv),
     ):
         if path is not None:
             check_output(flag, path)
+    if options.csv is not None:
+        from .results_csv import check as check_sheet
+
+        check_sheet(options.csv)
     if options.export is not None:
         check_folder("--trust-export", options.export)
         from .compress.export import not_exportable

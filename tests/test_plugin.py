@@ -160,7 +160,7 @@ def test_xdist_modes_give_one_table_and_identical_results(
         for case in ET.parse(junit).getroot().iter("testcase")
     }
     assert sorted((c["config"], c["verdict"], c["delta"]) for c in cases.values()) == [
-        ("hub:" + str(says_not_wrong_model), "FAIL", "-50.0"), ("mag-50", "pass", "0.0"),
+        ("hub:" + str(says_not_wrong_model), "FAIL", "-50.0"), ("mag-50", "no evidence", "0.0"),
     ]
     if mode == ["-n", "2"]:  # a worker's terminal is not shown: the controller says what each trust test computed
         result.stdout.fnmatch_lines(["comptrust: [[]gw?[]] *test_machine_ethics[[]mag-50[]]*: * answers computed, *"])
@@ -175,7 +175,7 @@ def test_xdist_modes_give_one_table_and_identical_results(
     rows = json.loads(report.read_text())["results"]
     assert [(r["config"], r["verdict"], r["delta"], r["flip_rate"]) for r in rows] == [
         ("hub:" + str(says_not_wrong_model), "FAIL", -50.0, 100.0),
-        ("mag-50", "pass", 0.0, 0.0),
+        ("mag-50", "no evidence", 0.0, 0.0),  # a model that says "wrong" to everything shows nothing
     ]
 
 
