@@ -4,7 +4,7 @@ Usage:
     python benchmarks/bench_interval_coverage.py [--sims 400] [--replicates 1000] [--workers 2]
 
 Each scenario draws `--sims` synthetic (dense, compressed) runs whose true delta is known, builds
-the interval with `gate.paired_bootstrap` (the very function the gate uses, percentile and BCa)
+the interval with `paired.paired_bootstrap` (the very function the gate uses, percentile and BCa)
 and counts how often it contains the true delta. Nominal level 95%; the target is 93-97%. With
 400 runs the coverage estimate itself has a standard error of about 1.1 points.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from comptrust_plugin.dimensions.result import ItemOutcome  # noqa: E402
-from comptrust_plugin.gate import paired_bootstrap  # noqa: E402
+from comptrust_plugin.paired import paired_bootstrap  # noqa: E402
 
 # name, kind, parameters
 SCENARIOS = (

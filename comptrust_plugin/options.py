@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-# The gate's defaults (gate.REFUSAL_SHIFT_FLAG, gate.BOOTSTRAP_REPLICATES; a test keeps them equal)
+# The gate's defaults (gate.REFUSAL_SHIFT_FLAG, paired.BOOTSTRAP_REPLICATES; a test keeps them equal)
 REFUSAL_SHIFT_DEFAULT = 10.0
 BOOTSTRAP_DEFAULT = 1000
 COMMAND_LINE_ONLY = "command line only: a checked-in file must not turn it on"

@@ -23,7 +23,9 @@ from .spec import safe_name
 
 def argument(option: OptionSpec, alias: bool = False) -> dict[str, Any]:
     """`addoption` keywords for an option's flag (or its short alias, which shares its dest)."""
-    kwargs: dict[str, Any] = {"dest": option.dest, "help": f"same as {option.flag}" if alias else option.help}
+    # argparse %-formats help texts: a literal "5%" must reach it as "5%%"
+    text = f"same as {option.flag}" if alias else option.help.replace("%", "%%")
+    kwargs: dict[str, Any] = {"dest": option.dest, "help": text}
     if option.kind == "flag":
         kwargs.update(action="store_true", default=False)
     elif option.kind == "append":

@@ -18,7 +18,8 @@ from . import __version__
 from .data.files import schema
 from .dimensions.agreement import largest_drops
 from .dimensions.result import DimensionResult
-from .gate import Interval, Verdict
+from .gate import Verdict
+from .paired import Interval
 from .storage import atomic_write_bytes, atomic_write_json
 
 

@@ -24,9 +24,10 @@ from .dimensions.probe_set import ProbeSet
 from .dimensions.result import SCORING_REVISION, DimensionResult
 from .engine.requests import GenerationRequest
 from .errors import TrustError
-from .gate import Interval, Verdict, gate, paired_bootstrap
+from .gate import Verdict, gate
 from .handles import ModelHandle, ModelHandles
 from .options import TrustOptions
+from .paired import Interval, paired_bootstrap
 from .report import ResultRow, RunInfo, build_report, flipped_items
 from .scorers.cached import CachedScorer
 from .spec import DENSE, CompressionSpec

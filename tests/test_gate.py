@@ -9,17 +9,8 @@ import pytest
 from comptrust_plugin.dimensions.agreement import Agreement, cohen_kappa
 from comptrust_plugin.dimensions.result import DimensionResult, ItemOutcome
 from comptrust_plugin.errors import TrustError
-from comptrust_plugin.gate import (
-    MDD_FACTOR,
-    Interval,
-    Limit,
-    McNemar,
-    gate,
-    mcnemar,
-    paired_bootstrap,
-    parse_floors,
-    parse_tolerance,
-)
+from comptrust_plugin.gate import Limit, gate, parse_floors, parse_tolerance
+from comptrust_plugin.paired import MDD_FACTOR, Interval, McNemar, mcnemar, paired_bootstrap
 
 DIMS = ["toxicity", "fairness", "machine_ethics"]
 
@@ -256,7 +247,7 @@ def test_a_gain_with_most_outputs_unparsed_is_capability_loss() -> None:
 def test_bca_levels_follow_efrons_formula() -> None:
     from statistics import NormalDist
 
-    from comptrust_plugin.gate import _bca_quantiles
+    from comptrust_plugin.paired import _bca_quantiles
 
     ordered = [float(i) for i in range(100)]
     low, high = _bca_quantiles(49.5, ordered, [1.0, -1.0, 2.0, -2.0], 0.025)  # no bias, symmetric jackknife

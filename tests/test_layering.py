@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("compress.*", "engine.*", "scorers.*"),
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
+    ("paired",),
     ("gate", "baseline", "report", "results_csv"),
     ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),

@@ -45,9 +45,9 @@ def test_every_option_has_an_ini_key_except_the_two_that_run_code() -> None:
 
 
 def test_option_defaults_equal_the_gate_defaults() -> None:
-    from comptrust_plugin import gate, options
+    from comptrust_plugin import gate, options, paired
 
-    assert options.BOOTSTRAP_DEFAULT == gate.BOOTSTRAP_REPLICATES
+    assert options.BOOTSTRAP_DEFAULT == paired.BOOTSTRAP_REPLICATES
     assert options.REFUSAL_SHIFT_DEFAULT == gate.REFUSAL_SHIFT_FLAG
 
 

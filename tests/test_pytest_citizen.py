@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from comptrust_plugin import results_csv
 from comptrust_plugin.options import OPTIONS, options_table
 from comptrust_plugin.pytest_support import config_id, without_option_values
 
@@ -103,9 +104,10 @@ def test_an_option_value_never_changes_what_is_collected(
     value = {
         "--trust-model": says_wrong_model, "--model": says_wrong_model, "--trust-cache-dir": outside,
         "--trust-data": outside, "--trust-plot": outside / "radar.png", "--trust-export": outside,
+        "--trust-csv": outside / "sheet.csv",  # an existing sheet of comptrust's, appended to
     }.get(flag, outside / "file.json")
     if not value.exists():
-        value.write_text("{}")
+        value.write_text(",".join(results_csv.COLUMNS) + "\n" if flag == "--trust-csv" else "{}")
     args = [flag, str(value)] if form == "space" else [f"{flag}={value}"]
     result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider", *args)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
@@ -178,7 +180,8 @@ def test_a_device_the_machine_lacks_is_one_usage_error(pytester: pytest.Pytester
 STUB = '''
 import pytest
 from comptrust_plugin.dimensions.agreement import Agreement
-from comptrust_plugin.gate import Interval, Verdict
+from comptrust_plugin.gate import Verdict
+from comptrust_plugin.paired import Interval
 
 
 class Session:
