@@ -71,12 +71,14 @@ def _header(path: Path) -> str:
         return ""
 
 
-def check(path: Path) -> None:
-    """Refuse, before a run, a sheet whose header is not this one (its rows could not be appended)."""
+def check(path: Path) -> str:
+    """Refuse, before a run, a sheet whose header is not this one (its rows could not be appended);
+    the header found ("" for a new or empty file)."""
     header = _header(path)
     if header and header != ",".join(COLUMNS):
         raise TrustError(f"--trust-csv={path}: its header is not comptrust's ({header[:60]}...); name a new "
                          "file (nothing was written to this one)")
+    return header
 
 
 def append(path: Path, report: dict[str, Any]) -> int:
@@ -86,8 +88,7 @@ def append(path: Path, report: dict[str, Any]) -> int:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     with locked(path):
-        check(path)
-        if not _header(path):
+        if not check(path):
             writer.writeheader()
         writer.writerows(new_rows)
         with path.open("a", encoding="utf-8", newline="") as sheet:

@@ -295,8 +295,10 @@ def _parse_scheme(raw: str, method: str, knobs: list[str]) -> CompressionSpec:
     if method != "fp8":
         fields["block"] = DEFAULT_BLOCK
     for knob in knobs:
-        if method == "fp8" and knob in ("dyn", "tensor"):
-            fields["activations" if knob == "dyn" else "per_tensor"] = "fp8" if knob == "dyn" else True
+        if method == "fp8" and knob == "dyn":
+            fields["activations"] = "fp8"
+        elif method == "fp8" and knob == "tensor":
+            fields["per_tensor"] = True
         elif method != "fp8" and knob == "dq":
             fields["double_quant"] = True
         elif method != "fp8" and (m := re.fullmatch(r"b(\d+)", knob)):

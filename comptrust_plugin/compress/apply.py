@@ -15,10 +15,10 @@ from .gguf import quantize_dequantize as gguf_round_trip
 from .grid import Grid, quantize_rtn_grid
 from .layers import blocks_name, model_linears
 from .magnitude import magnitude_prune_
+from .nf4 import KINDS as NF4_KINDS
+from .nf4 import quantize_dequantize as nf4_round_trip
 from .runner import BlockCompressor
 from .w8a8 import attach_activation_quantization, quantize_weight
-
-NF4_KINDS = ("nf4", "fp4")
 
 # Bumped whenever a method's numerics change: part of every artifact's identity.
 # sparsegpt/gptq 2: sink-weighted Hessian; wanda 2, sparsegpt/gptq 3: block passes in the model's dtype;
@@ -126,8 +126,6 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
             elif spec.method == "fp8":
                 weight.copy_(quantize_weight(weight, "fp8", spec.per_tensor))
             elif spec.method in NF4_KINDS:
-                from .nf4 import quantize_dequantize as nf4_round_trip
-
                 assert spec.block is not None
                 weight.copy_(nf4_round_trip(weight, spec.method, spec.block, spec.double_quant).to(weight.dtype))
     zeros = sum(int((lin.weight == 0).sum()) for lin in linears.values())

@@ -108,7 +108,8 @@ class BlockStep:
     """
 
     def __init__(
-        self, index: int, block: nn.Module, inputs: torch.Tensor, kwargs: dict[str, Any], batch_size: int
+        self, index: int, block: nn.Module, inputs: torch.Tensor, kwargs: dict[str, Any], batch_size: int,
+        stored_dtype: torch.dtype,
     ) -> None:
         self.index = index
         self.block = block
@@ -117,7 +118,7 @@ class BlockStep:
         self.batch_size = batch_size
         self.linears = block_linears(block)
         self.grids: dict[str, Grid] = {}  # quantizers record each Linear's grid here (block-local names)
-        self.stored_dtype: torch.dtype = next(block.parameters()).dtype  # the dtype the model keeps it in
+        self.stored_dtype = stored_dtype  # the dtype the model keeps the block in (passes may run in another)
         self._groups: list[InputGroup] | None = None
         self._last_group: InputGroup | None = None
 
@@ -335,8 +336,7 @@ def run_layerwise(
         for index, block in enumerate(blocks):
             dtype = next(block.parameters()).dtype
             block.to(compute)
-            step = BlockStep(index, block, inputs, kwargs[index], batch_size)
-            step.stored_dtype = dtype
+            step = BlockStep(index, block, inputs, kwargs[index], batch_size, dtype)
             for key, value in compressor.compress_block(step).items():
                 extra[key] = max(extra.get(key, value), value)
             grids.update({f"{prefix}.{index}.{name}": grid for name, grid in step.grids.items()})
