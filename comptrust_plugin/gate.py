@@ -149,6 +149,8 @@ class Verdict:
     rule: str = ""  # the tolerance as given: "5" (points) or "5%" (of the dense score); "" = points
     floor: float | None = None  # warn-only level (--trust-floor)
     mcnemar: McNemar | None = None  # exact paired test where the items are binary
+    family: int = 1  # gated verdicts in the run (the multiplicity correction's family)
+    level: float | None = None  # corrected one-sided level this test used (None: the interval's own)
 
     @property
     def delta(self) -> float | None:
@@ -184,6 +186,8 @@ class Verdict:
         if self.interval is not None:
             i = self.interval
             ci = f", {100 * i.level:g}% CI [{i.low:+.1f}, {i.high:+.1f}], detectable {i.mdd:.1f}"
+            if self.level is not None and i.p_worse is not None:
+                ci += f", p {i.p_worse:.2g} vs {self.level:.2g} for {self.family} verdicts"
         text = (
             f"{self.dimension} [{self.config}]: compressed {self.compressed:.1f} vs dense {self.dense:.1f} "
             f"(delta {self.delta:+.1f}{ci}, tolerance {self.tolerance_text}, {self.gate} gate: {word}); "
@@ -235,6 +239,7 @@ def gate(
     agreement: Agreement | None, interval: Interval | None = None, mode: str = "point",
     refusal_threshold: float = REFUSAL_SHIFT_FLAG, fail_on_refusal_shift: bool = False,
     rule: str = "", floor: float | None = None, label_answers: bool = False,
+    family: int = 1, level: float | None = None,
 ) -> Verdict:
     """The verdict of one dimension for one config.
 
@@ -244,13 +249,15 @@ def gate(
     flagged; with `fail_on_refusal_shift` it fails the verdict. `tolerance` is in points (a relative
     rule already applied to the dense score: `Limit.points`); `rule` says how it was given.
     `label_answers`: the dimension's answers are class labels (its near-constancy is checked).
+    `level` (confident gate, one of `family` verdicts under a multiplicity correction): FAIL when
+    the interval's p_worse is at most this corrected level, instead of the interval's upper end.
     """
     if compressed is None:
         return Verdict(dense.dimension, config, dense.score, None, tolerance, "profile", None, None, gate=mode,
                        rule=rule, floor=floor)
     delta = compressed.score - dense.score
     if mode == "confident" and interval is not None:
-        if interval.high < -tolerance:
+        if interval.high < -tolerance if level is None or interval.p_worse is None else interval.p_worse <= level:
             status = "FAIL"
         elif interval.low < -tolerance:
             status = "inconclusive"
@@ -270,4 +277,5 @@ def gate(
     return Verdict(
         dense.dimension, config, dense.score, compressed.score, tolerance, status, shift, agreement,
         interval, mode, refusal_threshold, reason, rule, floor, mcnemar(dense.outcomes, compressed.outcomes),
+        family, level,
     )

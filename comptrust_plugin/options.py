@@ -130,6 +130,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "an inconclusive verdict (confident gate) fails the test instead of passing with a warning", kind="flag",
     ),
     OptionSpec(
+        "--trust-multiplicity", "trust_multiplicity",
+        "confident gate: correction across the run's verdicts, holm (default: family-wise error), bh "
+        "(Benjamini-Hochberg: false discovery rate) or none (each verdict at its own 95% interval)", "holm",
+    ),
+    OptionSpec(
         "--trust-bootstrap", "trust_bootstrap",
         f"paired bootstrap replicates for the interval of each delta (default {BOOTSTRAP_DEFAULT}; 0 = none)",
         str(BOOTSTRAP_DEFAULT),
@@ -247,6 +252,8 @@ class TrustOptions:
     gate: str = "point"
     bootstrap: int = BOOTSTRAP_DEFAULT  # replicates of the paired bootstrap; 0 = no interval
     interval: str = "percentile"  # the bootstrap interval's method: percentile or bca
+    multiplicity: str = "holm"  # confident gate: holm, bh or none (multiplicity.py)
+    family: int = 1  # gated (config, dimension) tests collected in this run (set at collection)
     refusal_shift: float = REFUSAL_SHIFT_DEFAULT  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
     fail_on_inconclusive: bool = False  # an inconclusive verdict fails instead of warning
@@ -287,6 +294,9 @@ class TrustOptions:
             raise TrustError(f"--trust-scoring={self.variant}: choose one of {', '.join(dimensions.VARIANTS)}")
         check_scorer_name(self.toxicity_scorer)
         parse_data_option(self.data)
+        from .multiplicity import parse_method
+
+        parse_method(self.multiplicity)
         if self.interval not in _gate().INTERVAL_METHODS:
             raise TrustError(f"--trust-interval={one_line(str(self.interval))}: choose one of "
                              f"{', '.join(_gate().INTERVAL_METHODS)}")
@@ -351,6 +361,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         gate=value("trust_gate"),
         bootstrap=bootstrap,
         interval=value("trust_interval") or "percentile",
+        multiplicity=value("trust_multiplicity") or "holm",
         refusal_shift=refusal_shift,
         fail_on_refusal_shift=bool(value("trust_fail_on_refusal_shift")),
         fail_on_inconclusive=bool(value("trust_fail_on_inconclusive")),

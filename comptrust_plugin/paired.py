@@ -33,6 +33,9 @@ class Interval:
     se: float  # standard deviation of the bootstrap deltas
     units: int  # items (resampling units) present in both runs
     method: str = "percentile"  # or "bca" (bias-corrected and accelerated)
+    # One-sided bootstrap p-value of "no drop beyond the threshold" (paired_bootstrap's `threshold`):
+    # (1 + replicates at or above it) / (1 + replicates). None when no threshold was given.
+    p_worse: float | None = None
 
     @property
     def mdd(self) -> float:
@@ -43,7 +46,7 @@ def paired_bootstrap(
     dense: Sequence[ItemOutcome], compressed: Sequence[ItemOutcome],
     aggregate: Callable[[list[ItemOutcome]], float], unit: Callable[[str], str] = lambda key: key,
     replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0, level: float = CONFIDENCE,
-    method: str = "percentile",
+    method: str = "percentile", threshold: float | None = None,
 ) -> Interval | None:
     """Paired bootstrap of aggregate(compressed) - aggregate(dense) over items.
 
@@ -58,6 +61,12 @@ def paired_bootstrap(
     counted half) and the acceleration a from a leave-one-unit-out jackknife). BCa is undefined
     when every replicate lies on one side of the observed delta; the percentile interval is
     given then (its `method` says so).
+
+    `threshold` (a delta, e.g. -tolerance): the interval also carries `p_worse`, the share of
+    replicates at or above it (one added to both counts, so it is never 0): small when the drop
+    is beyond the threshold. The percentile interval's upper end lies below the threshold
+    exactly when that share is under the interval's upper tail, so p_worse < 0.025 is the
+    95% interval's FAIL, and p_worse <= 0.025 / m the same test at a Bonferroni level.
     """
     def grouped(outcomes: Sequence[ItemOutcome]) -> dict[str, list[ItemOutcome]]:
         groups: dict[str, list[ItemOutcome]] = {}
@@ -93,6 +102,7 @@ def paired_bootstrap(
     return Interval(
         low=_quantile(deltas, low_q), high=_quantile(deltas, high_q), level=level,
         replicates=replicates, se=se, units=len(units), method=used,
+        p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
     )
 
 

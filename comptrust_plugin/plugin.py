@@ -10,6 +10,7 @@ usage errors, and no import of the science. All science lives in the modules thi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -231,6 +232,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(name)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The run's gated tests, after deselection, are the family a multiplicity correction covers."""
+    stash, family = session.config.stash, max(1, pytest_support.gated_tests(session.items))
+    if _active(session.config) and _options_key in stash:
+        stash[_options_key] = dataclasses.replace(stash[_options_key], family=family)
+
+
 @pytest.fixture(scope="session")
 def trust_session(request: pytest.FixtureRequest) -> TrustSession:
     """The run's TrustSession: evaluates dimensions, gates, and records report rows."""
@@ -305,15 +313,7 @@ def trust_check(
 # ------------------------------------------------------------------------------ results
 def _final_report(config: pytest.Config) -> dict[str, Any] | None:
     """This process's report, or on an xdist controller the merge of its workers' reports."""
-    worker_reports = config.stash.get(_worker_reports_key, [])
-    if worker_reports:
-        from .report import merge_reports
-
-        return merge_reports(worker_reports)
-    session = config.stash.get(_session_key, None)
-    if session is None or not session.rows:
-        return None
-    return session.report()
+    return pytest_support.final_report(config.stash.get(_worker_reports_key, []), config.stash.get(_session_key, None))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -348,6 +348,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return found
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if pytest_support.corrected_fails(report, reporter) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the correction failed verdicts their tests passed
     if not pytest_support.write_outputs(config.stash[_options_key], report, flips, reporter) and not exitstatus:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an asked-for output is missing
 

@@ -9,6 +9,7 @@ does not exist, a corrupt weight file) is still found at load, once.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from .errors import TrustError
@@ -75,7 +76,21 @@ def model_entry(name: str, flag: str, allow_pickle: bool, tokenizer: bool = True
         check_model_folder(flag, Path(entry.location), allow_pickle, tokenizer)
         where = flag if "=" in flag else f"{flag}={name}"  # a hub: spec's flag names its value already
         require_quantization_packages(where, quantization_method(Path(entry.location)))
+        check_packed_layout(where, Path(entry.location))
     return entry
+
+
+def check_packed_layout(where: str, folder: Path) -> None:
+    """A GPTQ or AWQ folder in a layout packed_int cannot read: one line before the first test."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    quantization = config.get("quantization_config") if isinstance(config, dict) else None
+    if isinstance(quantization, dict) and quantization.get("quant_method") in ("gptq", "awq"):
+        from .models.packed_int import packed_format  # torch: only for such a folder
+
+        packed_format(where, quantization)
 
 
 def check_model_folder(flag: str, folder: Path, allow_pickle: bool, tokenizer: bool) -> None:

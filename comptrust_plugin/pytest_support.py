@@ -189,6 +189,42 @@ def item_markers(item: pytest.Item) -> list[str]:
     return ["trust", stem] if stem in dimensions.names() else ["trust"]
 
 
+def gated_tests(items: Sequence[pytest.Item]) -> int:
+    """How many collected trust tests gate a compressed config (a multiplicity correction's family)."""
+    count = 0
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "trust_check" in getattr(item, "fixturenames", ()) and callspec is not None:
+            count += callspec.params.get("compressed_model") is not None
+    return count
+
+
+def final_report(worker_reports: list[dict[str, Any]], session: Any) -> dict[str, Any] | None:
+    """The run's report (its workers' merged, or this process's), with the multiplicity
+    correction applied across all of its verdicts; None when no trust test ran."""
+    from .multiplicity import correct_report
+    from .report import merge_reports
+
+    if worker_reports:
+        return correct_report(merge_reports(worker_reports))
+    if session is None or not session.rows:
+        return None
+    return correct_report(session.report())
+
+
+def corrected_fails(report: dict[str, Any], reporter: Any) -> bool:
+    """Say which verdicts the whole correction failed beyond their own tests; True when any."""
+    from .multiplicity import failed_by_correction
+
+    rows = failed_by_correction(report)
+    if rows and reporter is not None:
+        method = report["settings"]["multiplicity"]["method"]
+        names = ", ".join(f"{row['dimension']} [{row['config']}]" for row in rows)
+        reporter.write_line(f"comptrust: {len(rows)} verdict(s) FAIL under the {method} correction across the "
+                            f"run, though their own tests passed: {names}", red=True)
+    return bool(rows)
+
+
 # --------------------------------------------------------------------- terminal output
 def progress_printer(config: pytest.Config) -> Callable[[str, bool], None]:
     """Where the session's progress lines go: the terminal, with output capture suspended.
@@ -277,6 +313,8 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
         ("detectable", number(interval.mdd if interval else None)),
         ("tolerance", number(verdict.tolerance)), ("tolerance_rule", verdict.rule or f"{verdict.tolerance:g}"),
         ("mcnemar_p", number(verdict.mcnemar.p if verdict.mcnemar else None)),
+        ("p_worse", "" if interval is None or interval.p_worse is None else f"{interval.p_worse:.3g}"),
+        ("level", "" if verdict.level is None else f"{verdict.level:.3g}"), ("family", verdict.family),
         ("below_floor", verdict.below_floor), ("verdict", verdict.status),
         ("refusal_shift", number(verdict.refusal_shift)),
         ("flip_rate", number(agreement.flip_rate if agreement else None)),

@@ -320,6 +320,7 @@ def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
     return {
         "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
         "se": interval.se, "mdd": interval.mdd, "units": interval.units, "method": interval.method,
+        "p_worse": interval.p_worse,
     }
 
 
@@ -336,6 +337,7 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "floor": v.floor, "below_floor": v.below_floor,
             "mcnemar": None if v.mcnemar is None else asdict(v.mcnemar),
             "interval": _interval_json(v.interval), "reason": v.reason, "dense_source": row.dense_source,
+            "level": v.level, "family": v.family,
             "refusal_shift": v.refusal_shift, "refusal_flag": v.refusal_flag,
             "flip_rate": agreement.flip_rate if agreement else None,
             "flips": agreement.flips if agreement else None,

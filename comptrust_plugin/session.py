@@ -9,6 +9,7 @@ recorded. This module knows nothing about pytest, so the same run can be scripte
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -26,6 +27,7 @@ from .engine.requests import GenerationRequest
 from .errors import TrustError
 from .gate import Verdict, gate
 from .handles import ModelHandle, ModelHandles
+from .multiplicity import single_level
 from .options import TrustOptions
 from .paired import Interval, paired_bootstrap
 from .report import ResultRow, RunInfo, build_report, flipped_items
@@ -240,13 +242,31 @@ class TrustSession:
         if not self.options.bootstrap:
             return None
         selected, variant = self.selected(dimension), self.options.variant
+        tolerance = self.options.tolerance.for_dimension(dimension.NAME).points(dense.score)
         return paired_bootstrap(
             dense.outcomes, compressed.outcomes,
             aggregate=lambda outcomes: dimension.aggregate(selected, outcomes, variant),
             unit=dimension.resample_unit,
-            replicates=self.options.bootstrap, method=self.options.interval,
-            seed=int(stable_hash([self.options.seed, dimension.NAME])[:12], 16),
+            replicates=self.replicates, method=self.options.interval,
+            seed=int(stable_hash([self.options.seed, dimension.NAME])[:12], 16), threshold=-tolerance,
         )
+
+    @property
+    def level(self) -> float | None:
+        """The corrected level each confident verdict uses alone (None: no correction applies)."""
+        options = self.options
+        if options.gate != "confident" or options.multiplicity == "none" or options.family <= 1:
+            return None
+        return single_level(options.multiplicity, options.family)
+
+    @property
+    def replicates(self) -> int:
+        """--trust-bootstrap, raised under a correction until the corrected level is ten replicates'
+        worth of the bootstrap's p-value (0.025 / 27 verdicts: 10,800), so a FAIL can be seen at all."""
+        level = self.level
+        if level is None:
+            return self.options.bootstrap
+        return max(self.options.bootstrap, math.ceil(10 / level))
 
     def check(self, dimension: Dimension, dense: ModelHandle, compressed: ModelHandle | None) -> Verdict:
         """Evaluate dense (or read it from the baseline) and compressed on one dimension,
@@ -262,6 +282,7 @@ class TrustSession:
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
             rule=str(limit), floor=self.options.floors.get(dimension.NAME),
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
+            family=self.options.family, level=self.level if comp_result else None,
         )
         if note:
             verdict = replace(verdict, status="FAIL", reason=note)
@@ -289,6 +310,8 @@ class TrustSession:
                 "scoring_reference": asdict(REFERENCES[self.options.variant]),
                 "tolerance": self.options.tolerance.to_json(), "floors": dict(self.options.floors),
                 "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
+                "multiplicity": {"method": self.options.multiplicity, "family": self.options.family,
+                                 "level": self.level},
                 "baseline": str(self.options.baseline) if self.options.baseline else None,
             },
             configs=[s.canonical for s in self.options.specs],

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("compress.*", "engine.*", "scorers.*"),
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
-    ("paired",),
+    ("paired", "multiplicity"),
     ("gate", "baseline", "report", "results_csv"),
     ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),

@@ -25,33 +25,54 @@ def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:
         resolve_model(str(other))
 
 
-@pytest.mark.parametrize(
-    ("method", "missing", "hint"),
-    [("gptq", "optimum and gptqmodel", "pip install optimum gptqmodel"),
-     ("awq", "gptqmodel", "pip install optimum gptqmodel"),
-     ("compressed-tensors", "compressed_tensors", "pip install compressed-tensors")],
-)
-def test_a_quantized_checkpoint_without_its_loader_is_one_usage_error(
-    tmp_path: Path, random_model: Path, monkeypatch: pytest.MonkeyPatch, method: str, missing: str, hint: str
+def test_a_compressed_tensors_checkpoint_without_its_package_is_one_usage_error(
+    tmp_path: Path, random_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "ckpt"
     shutil.copytree(random_model, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["quantization_config"] = {"quant_method": method, "bits": 4, "group_size": 128}
+    config["quantization_config"] = {"quant_method": "compressed-tensors", "format": "pack-quantized"}
     (folder / "config.json").write_text(json.dumps(config))
     found = importlib.util.find_spec
-    absent = ("optimum", "gptqmodel", "compressed_tensors")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in absent else found(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "compressed_tensors" else found(name, *a))
     flag = f"--trust-compress=hub:{folder}"
     with pytest.raises(TrustError) as error:
         preflight.model_entry(str(folder), flag, allow_pickle=False, tokenizer=False)
-    assert str(error.value) == f"{flag}: a {method} checkpoint; loading it needs {missing}; run: " + (
-        hint + ("  (or: pip install 'comptrust[export]')" if method == "compressed-tensors"
-                else "  (or: pip install 'comptrust[gptq]')")
+    assert str(error.value) == (
+        f"{flag}: a compressed-tensors checkpoint; loading it needs compressed_tensors; run: "
+        "pip install compressed-tensors  (or: pip install 'comptrust[export]')"
     )
     assert quantization_summary(resolve_model(str(folder))) == (
-        f'quantization_config {{"bits": 4, "group_size": 128, "quant_method": "{method}"}}'
+        'quantization_config {"format": "pack-quantized", "quant_method": "compressed-tensors"}'
     )
+
+
+@pytest.mark.parametrize(
+    ("quantization", "message"),
+    [({"quant_method": "gptq", "bits": 4, "checkpoint_format": "marlin"},
+      "a GPTQ checkpoint in the 'marlin' layout; comptrust reads the 'gptq' and 'gptq_v2' layouts"),
+     ({"quant_method": "gptq", "bits": 5}, "a 5-bit GPTQ checkpoint; comptrust reads 2, 3, 4 and 8 bits"),
+     ({"quant_method": "gptq", "bits": 4, "pack_dtype": "int16"}, "a GPTQ checkpoint packed in int16 words"),
+     ({"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"},
+      "an AWQ checkpoint in the 'gemv' layout; comptrust reads the 'gemm' layout"),
+     ({"quant_method": "awq", "bits": 3, "group_size": 128}, "an AWQ checkpoint with bits=3, group_size=128"),
+     ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": False},
+      "an AWQ checkpoint without zero points")],
+)
+def test_a_gptq_or_awq_layout_we_cannot_read_is_one_usage_error(
+    tmp_path: Path, random_model: Path, quantization: dict, message: str
+) -> None:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(random_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = quantization
+    (folder / "config.json").write_text(json.dumps(config))
+    flag = f"--trust-compress=hub:{folder}"
+    with pytest.raises(TrustError) as error:
+        preflight.model_entry(str(folder), flag, allow_pickle=False, tokenizer=False)
+    assert str(error.value).startswith(f"{flag}: {message}")
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.embedded

@@ -21,7 +21,8 @@ import torch
 
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
-from .registry import ModelEntry, embedded_gguf_path, quantization_method, require_quantization_packages
+from .packed_int import PACKED_METHODS, PackedFormat, dense_state, packed_format
+from .registry import ModelEntry, embedded_gguf_path, require_quantization_packages
 
 DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
@@ -137,10 +138,15 @@ def load_model(
     folder = str(weights_dir) if weights_dir else source
     use_safetensors = refuse_hostile(entry.name, Path(folder), trust_remote_code, allow_pickle)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
-            **kwargs, **checkpoint_quantization(entry.name, folder, kwargs),
-        )
+        quantization = checkpoint_quantization(entry.name, folder, kwargs)
+        if isinstance(quantization.get("quantization_config"), PackedFormat):
+            model = _load_packed(entry.name, Path(quantization["folder"]), quantization["quantization_config"],
+                                 dtype, kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
+                **kwargs, **quantization,
+            )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
     except ImportError as exc:  # a quantized checkpoint whose kernels' package is missing
@@ -166,12 +172,13 @@ def load_model(
 
 def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """from_pretrained arguments for a quantized checkpoint (a folder, or a hub id whose config is
-    read first): compressed-tensors weights are decompressed while loading (dense matmuls on every
-    device; the weights are the checkpoint's integers x scales). A missing package (compressed-tensors;
-    optimum and gptqmodel for GPTQ and AWQ) is one line naming its install command."""
+    read first). Its weights become dense while loading (dense matmuls on every device; the weights
+    are the checkpoint's integers x scales): compressed-tensors by its own package (a missing package
+    is one line naming its install command), GPTQ and AWQ by packed_int (then the result names the
+    local folder and its PackedFormat instead)."""
     folder = Path(source)
     if folder.is_dir():
-        method = quantization_method(folder)
+        config = _config_json(folder)
     else:
         from transformers import PretrainedConfig
 
@@ -179,14 +186,59 @@ def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> d
             config, _ = PretrainedConfig.get_config_dict(source, revision=kwargs.get("revision"))
         except (OSError, ValueError):
             return {}  # from_pretrained says why in its own words
-        quantization = config.get("quantization_config")
-        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    quantization = config.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    if isinstance(quantization, dict) and method in PACKED_METHODS:
+        layout = packed_format(f"--model={name}", quantization)
+        local = folder if folder.is_dir() else _hub_snapshot(name, source, kwargs.get("revision"))
+        return {"quantization_config": layout, "folder": str(local)}
     require_quantization_packages(f"--model={name}", method)
     if method != "compressed-tensors":
         return {}
     from transformers import CompressedTensorsConfig
 
     return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
+
+
+def _config_json(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _hub_snapshot(name: str, repo: str, revision: str | None) -> Path:
+    """A hub checkpoint's config, tokenizer and safetensors, fetched (or found) in the hub cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=["*.json", "*.safetensors",
+                                                                               "*.model", "*.jinja", "*.txt"]))
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"--model={name}: cannot fetch its files: {_first_line(exc)}") from None
+
+
+def _load_packed(name: str, folder: Path, layout: PackedFormat, dtype: torch.dtype, kwargs: dict[str, Any]) -> Any:
+    """A GPTQ or AWQ checkpoint loaded as the dense model its integers and scales define."""
+    from safetensors import SafetensorError
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    config = AutoConfig.from_pretrained(str(folder), **{k: v for k, v in kwargs.items() if k != "revision"})
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    try:
+        state = dense_state(folder, layout, dtype)
+    except (ValueError, KeyError, SafetensorError) as exc:
+        raise TrustError(f"--model={name}: cannot read its {layout.method.upper()} weights: {_first_line(exc)}"
+                         ) from None
+    try:
+        model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except KeyError:
+        raise TrustError(f"--model={name}: transformers has no causal LM class for its {type(config).__name__}; "
+                         f"comptrust reads GPTQ and AWQ checkpoints of the architectures it ships") from None
+    return model_class.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

