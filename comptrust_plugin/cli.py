@@ -1,10 +1,12 @@
-"""The `comptrust` console script: `rescore` (DecodingTrust output files) and `export` (a checkpoint).
+"""The `comptrust` console script: `rescore` (DecodingTrust output files), `compare` (two reports), `export`.
 
-`comptrust rescore` scores DecodingTrust output files under both variants; `comptrust export`
-writes a compressed config as a checkpoint (exporting.py).
+`comptrust rescore` scores DecodingTrust output files under both variants; `comptrust compare`
+sets two reports (or two stored baselines) side by side and exits 1 when NEW is worse beyond the
+tolerance (compare.py); `comptrust export` writes a compressed config as a checkpoint (exporting.py).
 
     comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
     comptrust rescore --dimension fairness --data data/fairness/fairness_data results/fairness/results/MODEL
+    comptrust compare --tolerance 5,toxicity=3 --markdown summary.md release-1.json release-2.json
     comptrust export --model smollm2-135m --compress gptq-4-g64 shipped/gptq-4-g64
 
 The reading of its file layouts lives in `comptrust_plugin.decodingtrust` (one module per
@@ -23,6 +25,7 @@ from typing import Any
 from .decodingtrust import Rescored, rescore, rescorers
 from .decodingtrust.rescored import VARIANTS
 from .errors import TrustError
+from .gate import DEFAULT_TOLERANCE, parse_tolerance
 from .scorers import SCORER_CHOICES, check_scorer_name
 
 
@@ -66,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help=f"rates continuations without a score (toxicity): {SCORER_CHOICES}")
     sub.add_argument("--json", action="store_true", help="print JSON instead of the table")
     sub.add_argument("paths", nargs="+", type=Path, help="output files or folders")
+    _compare_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        return _compare(args)
     try:
         if args.toxicity_scorer is not None:
             check_scorer_name(args.toxicity_scorer)
@@ -76,6 +82,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(json.dumps(as_json(rescored), indent=2) if args.json else render(rescored))
     return 0
+
+
+def _compare_parser(commands: Any) -> None:
+    sub = commands.add_parser(
+        "compare", help="two reports (or two stored baselines) side by side; exit 1 when NEW is worse",
+        description="Per dimension and config: both scores, the change, whether the intervals separate. "
+                    "Exit status 1 when NEW is worse than OLD beyond the tolerance, 0 otherwise, 2 on a usage "
+                    "error or files that cannot be compared.",
+    )
+    sub.add_argument("--tolerance", default=f"{DEFAULT_TOLERANCE:g}", metavar="RULE",
+                     help="allowed drop from OLD to NEW, as --trust-tolerance: points (5), percent of the OLD "
+                          f"score (5%%), or per dimension: 5,toxicity=3,fairness=10%% (default {DEFAULT_TOLERANCE:g})")
+    sub.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                     help="also append the comparison as Markdown to this file (e.g. $GITHUB_STEP_SUMMARY)")
+    sub.add_argument("old", type=Path, metavar="OLD", help="the earlier report (--trust-report) or stored baseline")
+    sub.add_argument("new", type=Path, metavar="NEW", help="the later one, of the same kind")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from . import compare, dimensions
+    from .report import append_markdown
+
+    try:
+        tolerance = parse_tolerance(args.tolerance, dimensions.names(), "--tolerance")
+        comparison = compare.compare(compare.load(args.old), compare.load(args.new), tolerance)
+        if args.markdown is not None:
+            append_markdown(args.markdown, compare.render_markdown(comparison))
+    except TrustError as exc:
+        print(f"comptrust compare: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the Markdown file could not be written
+        print(f"comptrust compare: --markdown {args.markdown}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(compare.render_terminal(comparison))
+    return 1 if comparison.worse else 0
 
 
 if __name__ == "__main__":  # `python -m comptrust_plugin.cli rescore ...`, as the console script

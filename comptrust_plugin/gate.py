@@ -105,14 +105,16 @@ def _per_dimension(text: str, dimensions: Iterable[str], flag: str, example: str
     return out
 
 
-def parse_tolerance(text: str, dimensions: Iterable[str]) -> Tolerance:
+def parse_tolerance(text: str, dimensions: Iterable[str], flag: str = "--trust-tolerance") -> Tolerance:
+    """The tolerance grammar of `--trust-tolerance` (also `comptrust compare --tolerance`: `flag`
+    names the option in its errors)."""
     default = Limit(DEFAULT_TOLERANCE)
     overrides: dict[str, Limit] = {}
-    for name, value in _per_dimension(text, dimensions, "--trust-tolerance", "5, 5% or 5,toxicity=3"):
+    for name, value in _per_dimension(text, dimensions, flag, "5, 5% or 5,toxicity=3"):
         if name is None:
-            default = _limit(value, value)
+            default = _limit(value, value, flag)
         else:
-            overrides[name] = _limit(value, f"{name}={value}")
+            overrides[name] = _limit(value, f"{name}={value}", flag)
     return Tolerance(default, overrides)
 
 

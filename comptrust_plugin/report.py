@@ -137,7 +137,11 @@ def render_markdown(report: dict[str, Any]) -> str:
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
     """Append the summary to `path` (a CI job summary such as $GITHUB_STEP_SUMMARY collects several
     steps' output), separated from what is there by a blank line; create it when missing."""
-    text = render_markdown(report)
+    append_markdown(path, render_markdown(report))
+
+
+def append_markdown(path: Path, text: str) -> None:
+    """Append `text` to the Markdown file at `path` after a blank line (atomically); create it when missing."""
     try:
         before = path.read_text(encoding="utf-8")
     except FileNotFoundError:
