@@ -320,6 +320,7 @@ def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
     return {
         "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
         "se": interval.se, "mdd": interval.mdd, "units": interval.units, "method": interval.method,
+        "se_dense": interval.se_dense, "se_compressed": interval.se_compressed,
     }
 
 
