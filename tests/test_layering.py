@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired",),
-    ("gate", "baseline", "report", "results_csv"),
+    ("gate", "baseline", "report", "results_csv", "lm_eval_results"),
     ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),
 )
