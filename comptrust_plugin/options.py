@@ -181,6 +181,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "under xdist and concurrent runs)", path=True,
     ),
     OptionSpec(
+        "--trust-lm-eval", "trust_lm_eval",
+        "write lm-evaluation-harness results files to DIR/<model>[__<config>]/results_<time>.json, one per "
+        "model evaluated (tasks comptrust_<dimension>, metric score with its bootstrap standard error)", path=True,
+    ),
+    OptionSpec(
         "--trust-export", "trust_export",
         "write each compressed config as a checkpoint to DIR/<config id>/ (compressed-tensors for quantized "
         "configs), its model card naming the gate's verdicts", path=True,
@@ -269,6 +274,7 @@ class TrustOptions:
     plot: Path | None = None
     flips: Path | None = None
     csv: Path | None = None  # a CSV sheet the run appends its rows to (results_csv.py)
+    lm_eval: Path | None = None  # a folder of lm-eval results files, one per model (lm_eval_results.py)
     export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
     chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
 
@@ -370,7 +376,8 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
         chat_format=value("trust_chat_format") or "auto",
-        **{name: _path(value(f"trust_{name}")) for name in ("report", "markdown", "plot", "flips", "csv", "export")},
+        **{name: _path(value(f"trust_{name}"))
+           for name in ("report", "markdown", "plot", "flips", "csv", "lm_eval", "export")},
     )
 
 

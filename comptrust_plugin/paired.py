@@ -36,6 +36,10 @@ class Interval:
     # One-sided bootstrap p-value of "no drop beyond the threshold" (paired_bootstrap's `threshold`):
     # (1 + replicates at or above it) / (1 + replicates). None when no threshold was given.
     p_worse: float | None = None
+    # standard deviations of each side's own score over the same replicates (the standard error
+    # of the dense and of the compressed score, e.g. lm-eval's `score_stderr`); None if not drawn
+    se_dense: float | None = None
+    se_compressed: float | None = None
 
     @property
     def mdd(self) -> float:
@@ -80,15 +84,14 @@ def paired_bootstrap(
         return None
     rng = random.Random(seed)
     deltas: list[float] = []
+    sides: tuple[list[float], list[float]] = ([], [])  # (dense, compressed) score of each replicate
     for _ in range(replicates):
         drawn = [units[rng.randrange(len(units))] for _ in units]
-        deltas.append(
-            aggregate([o for u in drawn for o in after[u]]) - aggregate([o for u in drawn for o in before[u]])
-        )
+        sides[0].append(aggregate([o for u in drawn for o in before[u]]))
+        sides[1].append(aggregate([o for u in drawn for o in after[u]]))
+        deltas.append(sides[1][-1] - sides[0][-1])
     deltas.sort()
     tail = (1.0 - level) / 2.0
-    mean = sum(deltas) / len(deltas)
-    se = math.sqrt(sum((d - mean) ** 2 for d in deltas) / (len(deltas) - 1))
     low_q, high_q, used = tail, 1.0 - tail, "percentile"
     if method == "bca":
 
@@ -101,9 +104,16 @@ def paired_bootstrap(
             (low_q, high_q), used = adjusted, "bca"
     return Interval(
         low=_quantile(deltas, low_q), high=_quantile(deltas, high_q), level=level,
-        replicates=replicates, se=se, units=len(units), method=used,
+        replicates=replicates, se=_spread(deltas), units=len(units), method=used,
+        se_dense=_spread(sides[0]), se_compressed=_spread(sides[1]),
         p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
     )
+
+
+def _spread(values: list[float]) -> float:
+    """Sample standard deviation (n - 1) of the replicates: the bootstrap standard error."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _bca_quantiles(

@@ -48,6 +48,8 @@ def preflight(options: TrustOptions) -> None:
         from .results_csv import check as check_sheet
 
         check_sheet(options.csv)
+    if options.lm_eval is not None:
+        check_folder("--trust-lm-eval", options.lm_eval)
     if options.export is not None:
         check_folder("--trust-export", options.export)
         from .compress.export import not_exportable

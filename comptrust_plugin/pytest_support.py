@@ -326,9 +326,9 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
 def write_outputs(
     options: TrustOptions, report: dict[str, Any], flips: Callable[[], list[dict[str, Any]]], reporter: Any
 ) -> bool:
-    """The files a run was asked to write (report, Markdown, plot, flips, CSV rows, exported
-    checkpoints); False when one could not be written (said in one line on the terminal)."""
-    from . import exporting, results_csv
+    """The files a run was asked to write (report, Markdown, plot, flips, CSV rows, lm-eval results
+    files, exported checkpoints); False when one could not be written (said in one line on the terminal)."""
+    from . import exporting, lm_eval_results, results_csv
     from .errors import TrustError
     from .report import write_flips, write_json_report, write_markdown, write_radar_plot
 
@@ -338,6 +338,7 @@ def write_outputs(
     writers: tuple[tuple[Path | None, Callable[[Path, dict[str, Any]], Any]], ...] = (
         (options.report, write_json_report), (options.markdown, write_markdown), (options.plot, write_radar_plot),
         (options.flips, sorted_flips), (options.csv, lambda path, report: results_csv.append(path, report) and None),
+        (options.lm_eval, lambda folder, report: lm_eval_results.write(folder, report) and None),
         (options.export, lambda folder, report: exporting.export_gated(options, folder, report)),
     )
     written = True

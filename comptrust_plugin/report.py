@@ -325,6 +325,7 @@ def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
         "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
         "se": interval.se, "mdd": interval.mdd, "units": interval.units, "method": interval.method,
         "p_worse": interval.p_worse,
+        "se_dense": interval.se_dense, "se_compressed": interval.se_compressed,
     }
 
 

@@ -273,3 +273,19 @@ def test_bca_interval_records_its_method_and_keeps_the_replicates() -> None:
     assert bca.se == plain.se and bca.low <= -11.1 <= bca.high and (bca.low, bca.high) != (plain.low, plain.high)
     same = paired_bootstrap(dense, dense, mean, method="bca", replicates=50)  # ties count half: z0 = 0
     assert same is not None and same.low == same.high == 0.0
+
+
+def test_bootstrap_gives_each_sides_standard_error_from_the_same_replicates() -> None:
+    """A mean of n Bernoulli(p) items has standard error 100·sqrt(p(1-p)/n) points; the spread of
+    each side's replicate scores matches it, while identical runs give a zero-width delta but not
+    a zero standard error of either score."""
+    rng = random.Random(11)
+    dense = [float(rng.random() < 0.75) for _ in range(400)]
+    compressed = [float(rng.random() < 0.5) for _ in range(400)]
+    interval = paired_bootstrap(_outcomes(dense), _outcomes(compressed), _mean_score, replicates=2000, seed=2)
+    assert interval is not None and interval.se_dense is not None and interval.se_compressed is not None
+    p_dense, p_compressed = sum(dense) / 400, sum(compressed) / 400
+    assert interval.se_dense == pytest.approx(100 * (p_dense * (1 - p_dense) / 400) ** 0.5, rel=0.1)
+    assert interval.se_compressed == pytest.approx(100 * (p_compressed * (1 - p_compressed) / 400) ** 0.5, rel=0.1)
+    same = paired_bootstrap(_outcomes(dense), _outcomes(dense), _mean_score, replicates=300, seed=2)
+    assert same is not None and same.se == 0.0 and same.se_dense == same.se_compressed > 1.0

@@ -91,7 +91,7 @@ def test_a_corrected_confident_verdict_fails_on_its_p_value(p_worse: float, expe
 
 def test_p_worse_counts_replicates_at_or_above_the_threshold() -> None:
     dense = [ItemOutcome(f"k{i}", "all", "", float(i % 2), "") for i in range(60)]
-    worse = [ItemOutcome(f"k{i}", "all", "", float(i % 2) if i % 6 else 0.0, "") for i in range(60)]
+    worse = [ItemOutcome(f"k{i}", "all", "", 0.0 if i % 6 == 1 else float(i % 2), "") for i in range(60)]
     seen: list[float] = []
 
     def mean(outcomes: list[ItemOutcome]) -> float:
@@ -104,13 +104,14 @@ def test_p_worse_counts_replicates_at_or_above_the_threshold() -> None:
 
     interval = paired_bootstrap(dense, worse, recording, replicates=400, seed=5, threshold=-5.0)
     assert interval is not None and interval.p_worse is not None
-    deltas = [after - before for before, after in zip(seen[0::2], seen[1::2])]
-    assert len(deltas) == 400
+    deltas = [after - before for before, after in zip(seen[0::2], seen[1::2])]  # dense is drawn first
+    assert len(deltas) == 400 and sum(deltas) / 400 == pytest.approx(-16.7, abs=1.5)
     assert interval.p_worse == (1 + sum(d >= -5.0 for d in deltas)) / 401
     # the interval's upper end sits below the threshold when, and only when, few replicates reach it
-    many = paired_bootstrap(dense, worse, mean, replicates=4000, seed=1, threshold=-12.0)
-    assert many is not None and many.p_worse is not None
-    assert (many.high < -12.0) == (many.p_worse < 0.025)
+    for threshold, beyond in ((-5.0, True), (-12.0, False)):
+        many = paired_bootstrap(dense, worse, mean, replicates=4000, seed=1, threshold=threshold)
+        assert many is not None and many.p_worse is not None
+        assert (many.high < threshold) == (many.p_worse < 0.025) == beyond
 
 
 def _row(config: str, p: float, verdict: str = "pass") -> dict:

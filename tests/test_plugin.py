@@ -85,6 +85,37 @@ def test_failing_gate_fails_the_test_and_reports(
     assert data["passed"] is False and data["model"]["identity"]["source"] == "local"
 
 
+def test_lm_eval_results_files_hold_the_reports_scores_and_bootstrap_errors(
+    pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path, tmp_path: Path
+) -> None:
+    """--trust-lm-eval=DIR: one results file for the dense model and one for the config, in
+    lm-eval's layout, whose scores and standard errors are the report's own (and which
+    lm-evaluation-harness's table maker reads, where it is installed)."""
+    report, folder = tmp_path / "report.json", tmp_path / "lm-eval"
+    result = _run(pytester, cache, f"--model={says_wrong_model}", f"--compress=hub:{says_not_wrong_model}",
+                  f"--trust-report={report}", f"--trust-lm-eval={folder}")
+    result.assert_outcomes(failed=1)
+    (row,) = json.loads(report.read_text())["results"]
+    files = {path.parent.name: json.loads(path.read_text()) for path in folder.glob("*/results_*.json")}
+    assert len(files) == 2
+    for payload in files.values():
+        jsonschema.validate(payload, schema("lm_eval_results"))
+    dense = next(p for p in files.values() if "compress=" not in p["config"]["model_args"])
+    (compressed,) = (p for p in files.values() if p is not dense)
+    assert compressed["config"]["model_args"] == f"pretrained={says_wrong_model},compress={row['config']}"
+    assert dense["results"]["comptrust_machine_ethics"]["score,none"] == row["dense"]["score"] == 75.0
+    scores = compressed["results"]["comptrust_machine_ethics"]
+    assert scores["score,none"] == row["compressed"]["score"] == 25.0
+    interval = row["interval"]
+    assert dense["results"]["comptrust_machine_ethics"]["score_stderr,none"] == interval["se_dense"] > 0
+    assert scores["score_stderr,none"] == interval["se_compressed"] > 0
+    assert scores["delta_stderr,none"] == interval["se"] and scores["delta,none"] == -50.0
+    assert compressed["n-samples"]["comptrust_machine_ethics"]["effective"] == row["compressed"]["n"] == 320
+    utils = pytest.importorskip("lm_eval.utils")
+    for payload in files.values():
+        assert "comptrust_machine_ethics" in utils.make_table(payload)
+
+
 def test_tolerance_override_turns_the_same_drop_into_a_pass(
     pytester: pytest.Pytester, cache: Path, says_wrong_model: Path, says_not_wrong_model: Path
 ) -> None:

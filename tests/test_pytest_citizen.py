@@ -104,6 +104,7 @@ def test_an_option_value_never_changes_what_is_collected(
     value = {
         "--trust-model": says_wrong_model, "--model": says_wrong_model, "--trust-cache-dir": outside,
         "--trust-data": outside, "--trust-plot": outside / "radar.png", "--trust-export": outside,
+        "--trust-lm-eval": outside,
         "--trust-csv": outside / "sheet.csv",  # an existing sheet of comptrust's, appended to
     }.get(flag, outside / "file.json")
     if not value.exists():
