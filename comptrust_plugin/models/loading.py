@@ -21,7 +21,7 @@ import torch
 
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
-from .registry import ModelEntry, embedded_gguf_path, quantization_method, require_quantization_packages
+from .registry import ModelEntry, embedded_gguf_path, require_quantization_packages
 
 DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
@@ -124,7 +124,8 @@ def load_model(
     allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load weights onto `device` in `dtype`; `weights_dir` overrides where weights come from
-    (a stored compressed artifact) while config and tokenizer still come from `entry`.
+    (a stored compressed artifact, loaded as weights only: the engine attaches its spec's
+    activation quantization) while config and tokenizer still come from `entry`.
 
     Unreadable safetensors raise CorruptWeights (naming the folder); the dequantized embedded
     model, being our own cache, is instead quarantined and rebuilt once."""
@@ -139,7 +140,7 @@ def load_model(
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
-            **kwargs, **checkpoint_quantization(entry.name, folder, kwargs),
+            **kwargs, **checkpoint_quantization(entry.name, folder, kwargs, dequantize=weights_dir is not None),
         )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
@@ -164,14 +165,22 @@ def load_model(
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
 
 
-def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any], dequantize: bool = False) -> dict[str, Any]:
     """from_pretrained arguments for a quantized checkpoint (a folder, or a hub id whose config is
-    read first): compressed-tensors weights are decompressed while loading (dense matmuls on every
-    device; the weights are the checkpoint's integers x scales). A missing package (compressed-tensors;
+    read first). compressed-tensors weights are decompressed while loading (dense matmuls on every
+    device; the weights are the checkpoint's integers x scales). A checkpoint that also quantizes
+    activations (fp8-dyn, int8-w8a8: `input_activations` in a config group) runs them through
+    compressed-tensors' own quantized forward instead, which quantizes each Linear's input as the
+    config says (transformers' `dequantize=True` would load its weights alone and drop that);
+    `dequantize`: weights only all the same, for a caller that attaches the activation
+    quantization itself (a stored artifact of a spec). A missing package (compressed-tensors;
     optimum and gptqmodel for GPTQ and AWQ) is one line naming its install command."""
     folder = Path(source)
     if folder.is_dir():
-        method = quantization_method(folder)
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
     else:
         from transformers import PretrainedConfig
 
@@ -179,14 +188,25 @@ def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> d
             config, _ = PretrainedConfig.get_config_dict(source, revision=kwargs.get("revision"))
         except (OSError, ValueError):
             return {}  # from_pretrained says why in its own words
-        quantization = config.get("quantization_config")
-        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    quantization = config.get("quantization_config") if isinstance(config, dict) else None
+    quantization = quantization if isinstance(quantization, dict) else {}
+    method = quantization.get("quant_method")
     require_quantization_packages(f"--model={name}", method)
     if method != "compressed-tensors":
         return {}
     from transformers import CompressedTensorsConfig
 
-    return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
+    weights_only = dequantize or not quantizes_activations(quantization)
+    return {"quantization_config": CompressedTensorsConfig(dequantize=weights_only)}
+
+
+def quantizes_activations(quantization: dict[str, Any]) -> bool:
+    """Whether a compressed-tensors quantization_config quantizes any Linear's input or output."""
+    groups = quantization.get("config_groups")
+    return isinstance(groups, dict) and any(
+        isinstance(group, dict) and (group.get("input_activations") or group.get("output_activations"))
+        for group in groups.values()
+    )
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

