@@ -179,7 +179,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--trust-export", "trust_export",
         "write each compressed config as a checkpoint to DIR/<config id>/ (compressed-tensors for quantized "
-        "configs), its model card naming the gate's verdicts", path=True,
+        "and fp8 / int8 configs, bitsandbytes for nf4 / fp4), its model card naming the gate's verdicts", path=True,
     ),
     OptionSpec(
         "--trust-backend", "trust_backend",

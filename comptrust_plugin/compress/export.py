@@ -236,6 +236,13 @@ def not_exportable(spec: CompressionSpec) -> str | None:
     return None
 
 
+def export_package(spec: CompressionSpec) -> str | None:
+    """The package writing `spec` as a checkpoint needs (its import name), or None."""
+    if spec.method in NF4_KINDS:
+        return "bitsandbytes"
+    return "compressed_tensors" if spec.is_quantization or ct_format(spec) is not None else None
+
+
 def packable(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid]) -> bool:
     """Whether `spec`'s weights can be stored packed: fp8 and int8-w8a8 (compressed-tensors'
     8-bit formats), or a grid quantizer with every Linear's grid recorded and a group size the
