@@ -1,10 +1,12 @@
 """Shipping what was gated: `--trust-export=DIR` and `comptrust export`.
 
 `--trust-export=DIR` writes, after a run, each compressed config it gated to `DIR/<config id>/`
-(compress/export.py: compressed-tensors for quantized configs, dense safetensors for pruned ones)
-and puts that config's verdicts in the folder's model card and comptrust.json. `comptrust export`
-writes one config without gating it. Both take the weights from the artifact store (built there
-when absent), so the checkpoint is the very model the answers came from.
+(compress/export.py: compressed-tensors for quantized, fp8 and int8-w8a8 configs, bitsandbytes'
+4-bit format for nf4 / fp4, dense safetensors for pruned ones) and puts that config's verdicts in
+the folder's model card and comptrust.json. `comptrust export` writes one config without gating
+it. Both take the weights from the artifact store (built there when absent; cheap methods are
+compressed again, nf4 / fp4 quantized by bitsandbytes from the dense weights, checked equal to
+the gated ones), so the checkpoint is the very model the answers came from.
 """
 
 from __future__ import annotations

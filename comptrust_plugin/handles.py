@@ -339,6 +339,7 @@ class ModelHandles:
         from its stored artifact, or compressed again (cheap methods)."""
         from .compress.apply import compress_model, compression_identity
         from .compress.export import not_exportable, write_checkpoint
+        from .compress.nf4 import KINDS as NF4_KINDS
         from .compress.store import load_grids
 
         if asked.is_dense or asked.method == "hub":
@@ -348,7 +349,9 @@ class ModelHandles:
             raise TrustError(refusal)
         spec = asked.for_device(self.device.type)
         self.progress(f"{asked.canonical}: writing the checkpoint to {target}", True)
-        if spec.method in CHEAP_METHODS:
+        if spec.method in NF4_KINDS:  # written from the dense weights, which bitsandbytes quantizes
+            loaded, grids = self._load(self.entry), {}
+        elif spec.method in CHEAP_METHODS:
             loaded = self._load(self.entry)
             grids = compress_model(loaded.model, spec, loaded.tokenizer).grids
         else:

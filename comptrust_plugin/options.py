@@ -9,6 +9,7 @@ the checks import the science they need (specs, gate, dimensions, data sources) 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import TrustError, one_line
 from .models.chat import check_chat_format
-from .models.registry import DEFAULT_MODEL, ModelEntry, known_models, resolve_model, with_chat_format
+from .models.registry import DEFAULT_MODEL, INSTALL_HINTS, ModelEntry, known_models, resolve_model, with_chat_format
 from .storage import user_path
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "--trust-export", "trust_export",
         "write each compressed config as a checkpoint to DIR/<config id>/ (compressed-tensors for quantized "
-        "configs), its model card naming the gate's verdicts", path=True,
+        "and fp8 / int8 configs, bitsandbytes for nf4 / fp4), its model card naming the gate's verdicts", path=True,
     ),
     OptionSpec(
         "--trust-backend", "trust_backend",
@@ -308,12 +309,15 @@ class TrustOptions:
                              f"{', '.join(_gate().INTERVAL_METHODS)}")
         if self.batch_tokens is not None and self.batch_tokens < 64:
             raise TrustError(f"--trust-batch-tokens={self.batch_tokens}: use at least 64 token slots")
-        if self.backend == "vllm":
+        if self.backend == "vllm" and importlib.util.find_spec("compressed_tensors") is None:
+            # vLLM quantizes activations as a compressed-tensors checkpoint's config says: the store
+            # writes fp8-dyn / int8-w8a8 as one (export.save_weights) only with the package there
             for spec in self.specs:
                 if spec.activations is not None:
                     raise TrustError(f"--trust-compress={spec.canonical} quantizes activations at run time, which "
-                                     "only the hf backend does here (vLLM would serve its weights alone); "
-                                     "use --trust-backend=hf")
+                                     "vLLM does from a compressed-tensors checkpoint, stored as one only with "
+                                     f"compressed-tensors installed; run: {INSTALL_HINTS['compressed_tensors']} "
+                                     "(or use --trust-backend=hf)")
         check_backend(self.backend, self.device)
         check_chat_format(self.chat_format)
         return with_chat_format(resolve_model(self.model), self.chat_format)

@@ -52,16 +52,17 @@ def preflight(options: TrustOptions) -> None:
         check_folder("--trust-lm-eval", options.lm_eval)
     if options.export is not None:
         check_folder("--trust-export", options.export)
-        from .compress.export import not_exportable
+        from .compress.export import export_package, not_exportable
 
         for spec in options.specs:
             refusal = not_exportable(spec)
             if refusal:
                 raise TrustError(f"--trust-export={options.export}: {refusal}")
-        quantized = any(spec.is_quantization for spec in options.specs)
-        if quantized and importlib.util.find_spec("compressed_tensors") is None:
-            raise TrustError(f"--trust-export={options.export}: writing quantized configs needs compressed-tensors; "
-                             f"run: {INSTALL_HINTS['compressed_tensors']}")
+        for spec in options.specs:
+            package = export_package(spec)
+            if package is not None and importlib.util.find_spec(package) is None:
+                raise TrustError(f"--trust-export={options.export}: writing {spec.canonical} needs {package}; "
+                                 f"run: {INSTALL_HINTS[package]}")
     if options.plot is not None and options.plot.suffix.lower() != ".png":
         raise TrustError(f"--trust-plot={options.plot}: the radar chart is a PNG image; name the file *.png")
 

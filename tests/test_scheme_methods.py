@@ -43,15 +43,49 @@ def test_scheme_configs_gate_with_their_activation_quantization(
     assert row["compressed"] == rows["int8-w8a8-ns4"]["compressed"]
 
 
+def test_shipped_int8_w8a8_gates_as_hub_like_its_spec(
+    pytester: pytest.Pytester, tmp_path: Path, random_model: Path
+) -> None:
+    """int8-w8a8 gated (stored packed as int-quantized, loaded back with our activation hooks),
+    exported, and the export gated as `hub:` (compressed-tensors' own activation quantization,
+    from its config): the very answers and scores."""
+    shipped = tmp_path / "shipped"
+    first = _run(pytester, tmp_path / "cache", f"--trust-model={random_model}", "--trust-compress=int8-w8a8-ns4",
+                 f"--trust-export={shipped}", f"--trust-report={tmp_path}/a.json")
+    first.assert_outcomes(passed=1)
+    events = json.loads((tmp_path / "a.json").read_text())["events"]
+    assert any(e.startswith("compressed int8-w8a8-ns4") and "int-quantized" in e for e in events), events
+    folder = shipped / "int8-w8a8-ns4"
+    config = json.loads((folder / "config.json").read_text())["quantization_config"]
+    assert config["format"] == "int-quantized" and config["config_groups"]["group_0"]["input_activations"]
+    second = _run(pytester, tmp_path / "cache", f"--trust-model={random_model}", f"--trust-compress=hub:{folder}",
+                  f"--trust-report={tmp_path}/b.json")
+    second.assert_outcomes(passed=1)
+    (ours,) = json.loads((tmp_path / "a.json").read_text())["results"]
+    (theirs,) = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert theirs["compressed"] == ours["compressed"] and theirs["flips"] == ours["flips"]
+
+
+def test_vllm_refuses_activation_schemes_only_without_compressed_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With compressed-tensors the store writes fp8-dyn as float-quantized, whose config vLLM
+    quantizes activations from; without it the store is dense, so vLLM would drop them."""
+    import importlib.util
+
+    from comptrust_plugin.errors import TrustError
+    from comptrust_plugin.options import TrustOptions
+    from comptrust_plugin.spec import parse_spec
+
+    options = TrustOptions(specs=(parse_spec("fp8-dyn"),), backend="vllm", device="cuda")
+    real = importlib.util.find_spec
+    hidden = "compressed_tensors"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == hidden else real(name, *a))
+    with pytest.raises(TrustError, match=r"^--trust-compress=fp8-dyn quantizes activations at run time, which vLLM"):
+        options.validate()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
-    [
-        (["--trust-compress=fp8-dyn", "--trust-backend=vllm"],
-         "--trust-compress=fp8-dyn quantizes activations at run time, which only the hf backend does here*"),
-        (["--trust-compress=nf4", "--trust-export=OUT"],
-         "--trust-export=*: --compress=nf4: exporting nf4 checkpoints*"),
-        (["--trust-compress=gguf-q4_0", "--trust-export=OUT"], "--trust-export=*: --compress=gguf-q4_0: a GGUF type*"),
-    ],
+    [(["--trust-compress=gguf-q4_0", "--trust-export=OUT"], "--trust-export=*: --compress=gguf-q4_0: a GGUF type*")],
 )
 def test_what_a_scheme_cannot_do_is_a_one_line_usage_error(
     pytester: pytest.Pytester, tmp_path: Path, args: list[str], message: str

@@ -19,6 +19,11 @@ classes remain, marked legacy, and nothing decompresses them), so a dense checkp
 today's loaders read. Their sparsity (structure and share of zeros) is stated in the model card
 and in `comptrust.json`.
 
+The scheme methods ship in their libraries' formats (compress/export_schemes.py): fp8 in
+compressed-tensors' `float-quantized`, int8-w8a8 in its `int-quantized` (both with their dynamic
+per-token activations in the config), nf4 and fp4 in bitsandbytes' serialized 4-bit format. GGUF
+types are not written: llama.cpp's own tools write GGUF files.
+
 Every folder holds config.json, model safetensors, the tokenizer, generation_config.json,
 `comptrust.json` (spec, method version, calibration identity, the model it came from) and a
 model card (README.md) that states them and, after a gated run, the gate's verdicts.
@@ -42,8 +47,10 @@ from torch import nn
 from ..errors import TrustError
 from ..models.registry import INSTALL_HINTS
 from ..spec import CompressionSpec
+from .export_schemes import bnb_config, ct_format, ct_quantization_config, scheme_tensors
 from .grid import Grid
 from .layers import blocks_name, model_linears
+from .nf4 import KINDS as NF4_KINDS
 
 MARKER = "comptrust.json"  # names a folder this module wrote (and may replace)
 _GROUP_SIZES = (16, 32, 64, 128, 256, 512, 1024)
@@ -159,7 +166,8 @@ def write_checkpoint(
     model: nn.Module, tokenizer: Any, spec: CompressionSpec, grids: Mapping[str, Grid], target: Path,
     provenance: Mapping[str, Any],
 ) -> Path:
-    """Write `model` (compressed per `spec`, in memory) to `target` as a self-contained checkpoint.
+    """Write `model` (compressed per `spec`, in memory; for nf4 / fp4 the dense model, which
+    bitsandbytes quantizes while writing) to `target` as a self-contained checkpoint.
 
     `grids`: each quantized Linear's grid (from compressing it). `provenance`: what `comptrust.json`
     and the model card state (model, spec identity, method version, calibration). The folder is
@@ -167,8 +175,9 @@ def write_checkpoint(
     earlier export is left alone (one-line error)."""
     check_target(target)
     quantized = spec.is_quantization
-    if quantized:
+    if quantized or ct_format(spec) is not None:
         compressed_tensors()
+    if quantized:
         linears = quantized_linears(model)
         problem = export_problem(spec, {name: linear.in_features for name, linear in linears.items()})
         if problem:
@@ -181,22 +190,20 @@ def write_checkpoint(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        save_weights(model, spec, grids, partial)  # packed: every check above passed
+        if spec.method in NF4_KINDS:
+            form = _save_bitsandbytes(model, spec, partial)
+        else:
+            form = save_weights(model, spec, grids, partial)  # packed: every check above passed
         if tokenizer is not None:
             tokenizer.save_pretrained(partial)
         facts = {"spec": spec.canonical, **dict(provenance)}
         if spec.is_pruning:
             facts["sparsity"] = sparsity_facts(model, spec)
+        facts["format"] = _with_writer(form)
         if quantized:
-            from importlib.metadata import version
-
-            # its packing of widths that do not divide 32 changed between releases (0.16: 32 // bits
-            # values per word; 0.20.1: dense across words): name the writer
-            writer = f"compressed-tensors {version('compressed-tensors')}"
-            facts["format"] = f"compressed-tensors pack-quantized (packed by {writer})"
             facts["quantization"] = scheme_config(spec)
-        else:
-            facts["format"] = "dense safetensors"
+        elif spec.is_scheme:
+            facts["quantization"] = json.loads((partial / "config.json").read_text())["quantization_config"]
         (partial / MARKER).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (partial / "README.md").write_text(model_card(facts, None), encoding="utf-8")
         if target.exists():
@@ -208,22 +215,44 @@ def write_checkpoint(
     return target
 
 
+def _with_writer(form: str) -> str:
+    """The format, naming the release that wrote it where its layout changed between releases."""
+    from importlib.metadata import version
+
+    if form.endswith("pack-quantized"):
+        # its packing of widths that do not divide 32 changed between releases (0.16: 32 // bits
+        # values per word; 0.20.1: dense across words)
+        return f"{form} (packed by compressed-tensors {version('compressed-tensors')})"
+    if form.startswith("bitsandbytes"):
+        return f"{form} (quantized by bitsandbytes {version('bitsandbytes')})"
+    return form
+
+
 def not_exportable(spec: CompressionSpec) -> str | None:
     """Why `spec`'s compression cannot be written as a checkpoint here (one line), or None."""
     if spec.method == "gguf":
         return (f"--compress={spec.canonical}: a GGUF type ships as a GGUF file, which llama.cpp's convert and "
                 "quantize tools write (this config gates their numerics); not exported")
-    if spec.is_scheme:
-        return (f"--compress={spec.canonical}: exporting {spec.method} checkpoints is not built yet (gate the "
-                "numerics here, write the checkpoint with llm-compressor or bitsandbytes); exportable methods: "
-                "rtn, gptq, awq, mag, wanda, sparsegpt")
     return None
 
 
+def export_package(spec: CompressionSpec) -> str | None:
+    """The package writing `spec` as a checkpoint needs (its import name), or None."""
+    if spec.method in NF4_KINDS:
+        return "bitsandbytes"
+    return "compressed_tensors" if spec.is_quantization or ct_format(spec) is not None else None
+
+
 def packable(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid]) -> bool:
-    """Whether `spec`'s weights can be stored packed: quantized, every Linear's grid recorded, a
-    group size the format takes, and compressed-tensors installed."""
-    if not spec.is_quantization or importlib.util.find_spec("compressed_tensors") is None:
+    """Whether `spec`'s weights can be stored packed: fp8 and int8-w8a8 (compressed-tensors'
+    8-bit formats), or a grid quantizer with every Linear's grid recorded and a group size the
+    format takes; compressed-tensors installed. nf4 / fp4 are stored dense: bitsandbytes' format
+    is written from the dense weights (export_schemes)."""
+    if importlib.util.find_spec("compressed_tensors") is None:
+        return False
+    if spec.is_scheme:
+        return ct_format(spec) is not None
+    if not spec.is_quantization:
         return False
     linears = quantized_linears(model)
     widths = {name: linear.in_features for name, linear in linears.items()}
@@ -231,14 +260,31 @@ def packable(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid])
 
 
 def save_weights(model: nn.Module, spec: CompressionSpec, grids: Mapping[str, Grid], folder: Path) -> str:
-    """A compressed model's weights into `folder` (the artifact store's copy): packed integers where
-    `packable` (about a quarter of the disk at 4 bits; the folder vLLM is handed), else dense
+    """A compressed model's weights into `folder` (the artifact store's copy): packed where
+    `packable` (about a quarter of the disk at 4 bits, half at 8; the folder vLLM is handed,
+    which quantizes fp8-dyn's and int8-w8a8's activations from its config), else dense
     safetensors. Returns the format written."""
     model.save_pretrained(folder, safe_serialization=True)
     if not packable(model, spec, grids):
         return "dense safetensors"
-    _pack_saved(folder, quantized_linears(model), grids, spec)
+    linears = quantized_linears(model)
+    form = ct_format(spec)
+    if form is not None:
+        weights = {name: linear.weight.data for name, linear in linears.items()}
+        _replace_saved(folder, scheme_tensors(weights, spec), ct_quantization_config(spec))
+        return f"compressed-tensors {form}"
+    packed = {name: packed_tensors(name, linear.weight.data, grids[name], spec) for name, linear in linears.items()}
+    _replace_saved(folder, packed, quantization_config(spec))
     return "compressed-tensors pack-quantized"
+
+
+def _save_bitsandbytes(model: nn.Module, spec: CompressionSpec, folder: Path) -> str:
+    """`model` (dense) into `folder` with its Linears quantized by bitsandbytes to `spec`'s 4 bits."""
+    model.save_pretrained(folder, safe_serialization=True)
+    weights = {name: linear.weight.data for name, linear in quantized_linears(model).items()}
+    dtype = next(iter(weights.values())).dtype
+    _replace_saved(folder, scheme_tensors(weights, spec), bnb_config(spec, dtype))
+    return f"bitsandbytes {spec.method} (block {spec.block}{', double quant' if spec.double_quant else ''})"
 
 
 def check_target(target: Path) -> None:
@@ -246,37 +292,36 @@ def check_target(target: Path) -> None:
         raise TrustError(f"{target}: exists and is not an earlier comptrust export; name a new or empty folder")
 
 
-def _pack_saved(
-    folder: Path, linears: Mapping[str, nn.Linear], grids: Mapping[str, Grid], spec: CompressionSpec
+def _replace_saved(
+    folder: Path, tensors: Mapping[str, Mapping[str, torch.Tensor]], config: Mapping[str, Any]
 ) -> None:
-    """Replace each quantized Linear's saved weight by its packed tensors, shard by shard, and
-    add its quantization_config to config.json."""
+    """Replace each named Linear's saved weight by its checkpoint `tensors`, shard by shard, and
+    add `config` as config.json's quantization_config."""
     from safetensors.torch import load_file, save_file
 
     index_path = folder / "model.safetensors.index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else None
     for shard in sorted(folder.glob("*.safetensors")):
-        tensors = load_file(shard)
+        saved = load_file(shard)
         changed = False
-        for name, linear in linears.items():
+        for name, packed in tensors.items():
             key = f"{name}.weight"
-            if key not in tensors:
+            if key not in saved:
                 continue
-            tensors.pop(key)
-            packed = packed_tensors(name, linear.weight.data, grids[name], spec)
-            tensors.update(packed)
+            saved.pop(key)
+            saved.update(packed)
             changed = True
             if index is not None:
                 index["weight_map"].pop(key, None)
                 index["weight_map"].update(dict.fromkeys(packed, shard.name))
         if changed:
-            save_file(tensors, shard, metadata={"format": "pt"})
+            save_file(saved, shard, metadata={"format": "pt"})
     if index is not None:
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     config_path = folder / "config.json"
-    config = json.loads(config_path.read_text())
-    config["quantization_config"] = quantization_config(spec)
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    saved_config = json.loads(config_path.read_text())
+    saved_config["quantization_config"] = dict(config)
+    config_path.write_text(json.dumps(saved_config, indent=2, sort_keys=True) + "\n")
 
 
 def model_card(facts: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]] | None) -> str:

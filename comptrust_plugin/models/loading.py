@@ -21,8 +21,9 @@ import torch
 
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
-from .packed_int import PACKED_METHODS, PackedFormat, dense_state, packed_format
-from .registry import ModelEntry, embedded_gguf_path, require_quantization_packages
+from .packed_int import PackedFormat
+from .quantized import checkpoint_quantization, first_line, load_packed
+from .registry import ModelEntry, embedded_gguf_path
 
 DEQUANTIZED = "dequantized model"  # how warnings about the embedded model's cache name it
 
@@ -125,7 +126,8 @@ def load_model(
     allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load weights onto `device` in `dtype`; `weights_dir` overrides where weights come from
-    (a stored compressed artifact) while config and tokenizer still come from `entry`.
+    (a stored compressed artifact, loaded as weights only: the engine attaches its spec's
+    activation quantization) while config and tokenizer still come from `entry`.
 
     Unreadable safetensors raise CorruptWeights (naming the folder); the dequantized embedded
     model, being our own cache, is instead quarantined and rebuilt once."""
@@ -138,9 +140,9 @@ def load_model(
     folder = str(weights_dir) if weights_dir else source
     use_safetensors = refuse_hostile(entry.name, Path(folder), trust_remote_code, allow_pickle)
     try:
-        quantization = checkpoint_quantization(entry.name, folder, kwargs)
+        quantization = checkpoint_quantization(entry.name, folder, kwargs, dequantize=weights_dir is not None)
         if isinstance(quantization.get("quantization_config"), PackedFormat):
-            model = _load_packed(entry.name, Path(quantization["folder"]), quantization["quantization_config"],
+            model = load_packed(entry.name, Path(quantization["folder"]), quantization["quantization_config"],
                                  dtype, kwargs)
         else:
             model = AutoModelForCausalLM.from_pretrained(
@@ -150,9 +152,9 @@ def load_model(
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
     except ImportError as exc:  # a quantized checkpoint whose kernels' package is missing
-        raise TrustError(f"--model={entry.name}: cannot load its quantized weights: {_first_line(exc)}") from None
+        raise TrustError(f"--model={entry.name}: cannot load its quantized weights: {first_line(exc)}") from None
     except SafetensorError as exc:
-        problem = f"unreadable safetensors in {folder} ({_first_line(exc)})"
+        problem = f"unreadable safetensors in {folder} ({first_line(exc)})"
         if weights_dir is None and entry.source in ("embedded-gguf", "gguf-file"):
             # Our own cache of the dequantized model: set it aside and dequantize again.
             discard_stored_model(Path(folder), problem)
@@ -168,77 +170,6 @@ def load_model(
     model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
-
-
-def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """from_pretrained arguments for a quantized checkpoint (a folder, or a hub id whose config is
-    read first). Its weights become dense while loading (dense matmuls on every device; the weights
-    are the checkpoint's integers x scales): compressed-tensors by its own package (a missing package
-    is one line naming its install command), GPTQ and AWQ by packed_int (then the result names the
-    local folder and its PackedFormat instead)."""
-    folder = Path(source)
-    if folder.is_dir():
-        config = _config_json(folder)
-    else:
-        from transformers import PretrainedConfig
-
-        try:  # the raw config.json (no code runs), from the hub cache where it is there
-            config, _ = PretrainedConfig.get_config_dict(source, revision=kwargs.get("revision"))
-        except (OSError, ValueError):
-            return {}  # from_pretrained says why in its own words
-    quantization = config.get("quantization_config")
-    method = quantization.get("quant_method") if isinstance(quantization, dict) else None
-    if isinstance(quantization, dict) and method in PACKED_METHODS:
-        layout = packed_format(f"--model={name}", quantization)
-        local = folder if folder.is_dir() else _hub_snapshot(name, source, kwargs.get("revision"))
-        return {"quantization_config": layout, "folder": str(local)}
-    require_quantization_packages(f"--model={name}", method)
-    if method != "compressed-tensors":
-        return {}
-    from transformers import CompressedTensorsConfig
-
-    return {"quantization_config": CompressedTensorsConfig(dequantize=True)}
-
-
-def _config_json(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def _hub_snapshot(name: str, repo: str, revision: str | None) -> Path:
-    """A hub checkpoint's config, tokenizer and safetensors, fetched (or found) in the hub cache."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=["*.json", "*.safetensors",
-                                                                               "*.model", "*.jinja", "*.txt"]))
-    except (OSError, ValueError) as exc:
-        raise TrustError(f"--model={name}: cannot fetch its files: {_first_line(exc)}") from None
-
-
-def _load_packed(name: str, folder: Path, layout: PackedFormat, dtype: torch.dtype, kwargs: dict[str, Any]) -> Any:
-    """A GPTQ or AWQ checkpoint loaded as the dense model its integers and scales define."""
-    from safetensors import SafetensorError
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
-    config = AutoConfig.from_pretrained(str(folder), **{k: v for k, v in kwargs.items() if k != "revision"})
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    try:
-        state = dense_state(folder, layout, dtype)
-    except (ValueError, KeyError, SafetensorError) as exc:
-        raise TrustError(f"--model={name}: cannot read its {layout.method.upper()} weights: {_first_line(exc)}"
-                         ) from None
-    try:
-        model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
-    except KeyError:
-        raise TrustError(f"--model={name}: transformers has no causal LM class for its {type(config).__name__}; "
-                         f"comptrust reads GPTQ and AWQ checkpoints of the architectures it ships") from None
-    return model_class.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -275,7 +206,7 @@ def refuse_hostile(name: str, folder: Path, trust_remote_code: bool, allow_pickl
 
 def _explain(exc: BaseException) -> str:
     """transformers' refusal, as the action the user can take."""
-    text = _first_line(exc)
+    text = first_line(exc)
     if "trust_remote_code" in str(exc):
         return REMOTE_CODE_HINT
     if "safetensors" in text and ("does not appear to have" in text or "no file named" in text):
@@ -309,7 +240,7 @@ def materialize_embedded(entry: ModelEntry, cache_dir: Path) -> Path:
     try:
         path, _ = build_folder(target, lambda folder: _dequantize_gguf(gguf_path, folder, digest), DEQUANTIZED)
     except (OSError, ValueError, KeyError, NotImplementedError) as exc:
-        raise TrustError(f"--model={entry.name}: cannot read the GGUF file: {_first_line(exc)}") from None
+        raise TrustError(f"--model={entry.name}: cannot read the GGUF file: {first_line(exc)}") from None
     return path
 
 
@@ -378,8 +309,3 @@ def _gguf_parsed_once() -> Iterator[None]:
         yield
     finally:
         gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

