@@ -153,6 +153,8 @@ class Verdict:
     mcnemar: McNemar | None = None  # exact paired test where the items are binary
     family: int = 1  # gated verdicts in the run (the multiplicity correction's family)
     level: float | None = None  # corrected one-sided level this test used (None: the interval's own)
+    # (config, score) of each calibration-seed build whose mean is `compressed` (--trust-calibration-seeds)
+    seeds: tuple[tuple[str, float], ...] = ()
 
     @property
     def delta(self) -> float | None:
@@ -190,6 +192,9 @@ class Verdict:
             ci = f", {100 * i.level:g}% CI [{i.low:+.1f}, {i.high:+.1f}], detectable {i.mdd:.1f}"
             if self.level is not None and i.p_worse is not None:
                 ci += f", p {i.p_worse:.2g} vs {self.level:.2g} for {self.family} verdicts"
+        if len(self.seeds) > 1:
+            scores = [score for _, score in self.seeds]
+            ci += f", {len(scores)} calibration seeds {min(scores):.1f}..{max(scores):.1f}"
         text = (
             f"{self.dimension} [{self.config}]: compressed {self.compressed:.1f} vs dense {self.dense:.1f} "
             f"(delta {self.delta:+.1f}{ci}, tolerance {self.tolerance_text}, {self.gate} gate: {word}); "

@@ -131,6 +131,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "an inconclusive verdict (confident gate) fails the test instead of passing with a warning", kind="flag",
     ),
     OptionSpec(
+        "--trust-calibration-seeds", "trust_calibration_seeds",
+        "build each calibrated config (wanda, sparsegpt, gptq, awq, int8-w8a8) this many times with different "
+        "calibration windows (seeds N, N+1, ...) and gate their mean with an interval over seeds and items "
+        "(default 1; the study used 3)", "1",
+    ),
+    OptionSpec(
         "--trust-multiplicity", "trust_multiplicity",
         "confident gate: correction across the run's verdicts, holm (default: family-wise error), bh "
         "(Benjamini-Hochberg: false discovery rate) or none (each verdict at its own 95% interval)", "holm",
@@ -240,6 +246,9 @@ def parse_samples(text: str | int) -> str | int:
     raise TrustError(f"--trust-samples={one_line(text)}: use smoke, full, or a positive integer cap per dimension")
 
 
+MAX_CALIBRATION_SEEDS = 10
+
+
 @dataclass(frozen=True)
 class TrustOptions:
     model: str = DEFAULT_MODEL
@@ -259,6 +268,7 @@ class TrustOptions:
     bootstrap: int = BOOTSTRAP_DEFAULT  # replicates of the paired bootstrap; 0 = no interval
     interval: str = "percentile"  # the bootstrap interval's method: percentile or bca
     multiplicity: str = "holm"  # confident gate: holm, bh or none (multiplicity.py)
+    calibration_seeds: int = 1  # builds of each calibrated config, with seeds N, N+1, ... (their mean is gated)
     family: int = 1  # gated (config, dimension) tests collected in this run (set at collection)
     refusal_shift: float = REFUSAL_SHIFT_DEFAULT  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
@@ -304,6 +314,9 @@ class TrustOptions:
         from .multiplicity import parse_method
 
         parse_method(self.multiplicity)
+        if not 1 <= self.calibration_seeds <= MAX_CALIBRATION_SEEDS:
+            raise TrustError(f"--trust-calibration-seeds={self.calibration_seeds}: use 1..{MAX_CALIBRATION_SEEDS} "
+                             "(each seed is one more build and evaluation of every calibrated config)")
         if self.interval not in _gate().INTERVAL_METHODS:
             raise TrustError(f"--trust-interval={one_line(str(self.interval))}: choose one of "
                              f"{', '.join(_gate().INTERVAL_METHODS)}")
@@ -337,6 +350,9 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
 
     compress = [c for c in (value("trust_compress") or []) if c.strip()]
     seed = _whole_number("--trust-seed", value("trust_seed") or "0", "use a non-negative integer")
+    calibration_seeds = _whole_number(
+        "--trust-calibration-seeds", value("trust_calibration_seeds") or "1", "use a whole number of seeds (1..10)"
+    )
     bootstrap = _whole_number(
         "--trust-bootstrap", value("trust_bootstrap"), "use a whole number of replicates (0 = no interval)"
     )
@@ -372,6 +388,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         bootstrap=bootstrap,
         interval=value("trust_interval") or "percentile",
         multiplicity=value("trust_multiplicity") or "holm",
+        calibration_seeds=calibration_seeds,
         refusal_shift=refusal_shift,
         fail_on_refusal_shift=bool(value("trust_fail_on_refusal_shift")),
         fail_on_inconclusive=bool(value("trust_fail_on_inconclusive")),

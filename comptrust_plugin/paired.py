@@ -36,6 +36,7 @@ class Interval:
     # One-sided bootstrap p-value of "no drop beyond the threshold" (paired_bootstrap's `threshold`):
     # (1 + replicates at or above it) / (1 + replicates). None when no threshold was given.
     p_worse: float | None = None
+    seeds: int = 1  # calibration seeds drawn at the first level (seeded_bootstrap); 1: items only
     # standard deviations of each side's own score over the same replicates (the standard error
     # of the dense and of the compressed score, e.g. lm-eval's `score_stderr`); None if not drawn
     se_dense: float | None = None
@@ -72,13 +73,7 @@ def paired_bootstrap(
     exactly when that share is under the interval's upper tail, so p_worse < 0.025 is the
     95% interval's FAIL, and p_worse <= 0.025 / m the same test at a Bonferroni level.
     """
-    def grouped(outcomes: Sequence[ItemOutcome]) -> dict[str, list[ItemOutcome]]:
-        groups: dict[str, list[ItemOutcome]] = {}
-        for outcome in outcomes:
-            groups.setdefault(unit(outcome.key), []).append(outcome)
-        return groups
-
-    before, after = grouped(dense), grouped(compressed)
+    before, after = _grouped(dense, unit), _grouped(compressed, unit)
     units = sorted(set(before) & set(after))
     if not units or replicates < 2:
         return None
@@ -108,6 +103,52 @@ def paired_bootstrap(
         se_dense=_spread(sides[0]), se_compressed=_spread(sides[1]),
         p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
     )
+
+
+def seeded_bootstrap(
+    dense: Sequence[ItemOutcome], builds: Sequence[Sequence[ItemOutcome]],
+    aggregate: Callable[[list[ItemOutcome]], float], unit: Callable[[str], str] = lambda key: key,
+    replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0, level: float = CONFIDENCE, threshold: float | None = None,
+) -> Interval | None:
+    """Two-level paired bootstrap of mean over builds of aggregate(build) - aggregate(dense).
+
+    `builds`: the outcomes of one config compressed with different calibration seeds. Each
+    replicate first draws the builds with replacement (the compression's own randomness), then
+    the units with replacement, shared by dense and every drawn build (the same prompts), and
+    recomputes every score from them: the interval's width covers both which items were drawn
+    and which calibration windows were. Percentile interval; `threshold` as in paired_bootstrap.
+    None when no unit is present in dense and every build, or replicates < 2."""
+
+    before, afters = _grouped(dense, unit), [_grouped(build, unit) for build in builds]
+    units = sorted(set(before).intersection(*afters)) if afters else []
+    if not units or replicates < 2:
+        return None
+    rng = random.Random(seed)
+    deltas: list[float] = []
+    sides: tuple[list[float], list[float]] = ([], [])
+    for _ in range(replicates):
+        chosen = [rng.randrange(len(afters)) for _ in afters]
+        drawn = [units[rng.randrange(len(units))] for _ in units]
+        scores = {k: aggregate([o for u in drawn for o in afters[k][u]]) for k in sorted(set(chosen))}
+        sides[0].append(aggregate([o for u in drawn for o in before[u]]))
+        sides[1].append(sum(scores[k] for k in chosen) / len(chosen))
+        deltas.append(sides[1][-1] - sides[0][-1])
+    deltas.sort()
+    tail = (1.0 - level) / 2.0
+    return Interval(
+        low=_quantile(deltas, tail), high=_quantile(deltas, 1.0 - tail), level=level,
+        replicates=replicates, se=_spread(deltas), units=len(units), method="percentile",
+        se_dense=_spread(sides[0]), se_compressed=_spread(sides[1]),
+        p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
+        seeds=len(afters),
+    )
+
+
+def _grouped(outcomes: Sequence[ItemOutcome], unit: Callable[[str], str]) -> dict[str, list[ItemOutcome]]:
+    groups: dict[str, list[ItemOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(unit(outcome.key), []).append(outcome)
+    return groups
 
 
 def _spread(values: list[float]) -> float:

@@ -76,11 +76,13 @@ def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str
         shift = _fmt(r["refusal_shift"], signed=True)
         if r.get("refusal_flag"):
             shift += " (!)"
-        compressed = r["compressed"]["score"] if r["compressed"] else None
+        compressed = _fmt(r["compressed"]["score"] if r["compressed"] else None)
+        if r.get("seeds"):
+            compressed += f" ({len(r['seeds']['builds'])} seeds {r['seeds']['min']:.1f}..{r['seeds']['max']:.1f})"
         exact = r.get("mcnemar")
         verdict = r["verdict"] + (f" (under floor {r['floor']:g})" if r.get("below_floor") else "")
         body.append([
-            r["dimension"], r["config"], _fmt(r["dense"]["score"]), _fmt(compressed),
+            r["dimension"], r["config"], _fmt(r["dense"]["score"]), compressed,
             _fmt(r["delta"], signed=True), *_interval(r), "-" if not exact else f"{exact['p']:.3g}",
             _tolerance(r), verdict, shift,
             _fmt(r["flip_rate"]), "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
@@ -324,9 +326,20 @@ def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
     return {
         "low": interval.low, "high": interval.high, "level": interval.level, "replicates": interval.replicates,
         "se": interval.se, "mdd": interval.mdd, "units": interval.units, "method": interval.method,
-        "p_worse": interval.p_worse,
+        "p_worse": interval.p_worse, "seeds": interval.seeds,
         "se_dense": interval.se_dense, "se_compressed": interval.se_compressed,
     }
+
+
+def _seeds_json(seeds: tuple[tuple[str, float], ...]) -> dict[str, Any] | None:
+    """A config built with several calibration seeds: each build's score and their spread."""
+    if len(seeds) < 2:
+        return None
+    scores = [score for _, score in seeds]
+    mean = sum(scores) / len(scores)
+    sd = (sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) ** 0.5
+    return {"builds": [{"config": c, "score": s} for c, s in seeds], "min": min(scores), "max": max(scores),
+            "sd": sd}
 
 
 def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
@@ -342,7 +355,7 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "floor": v.floor, "below_floor": v.below_floor,
             "mcnemar": None if v.mcnemar is None else asdict(v.mcnemar),
             "interval": _interval_json(v.interval), "reason": v.reason, "dense_source": row.dense_source,
-            "level": v.level, "family": v.family,
+            "level": v.level, "family": v.family, "seeds": _seeds_json(v.seeds),
             "refusal_shift": v.refusal_shift, "refusal_flag": v.refusal_flag,
             "flip_rate": agreement.flip_rate if agreement else None,
             "flips": agreement.flips if agreement else None,

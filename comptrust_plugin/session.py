@@ -29,7 +29,7 @@ from .gate import Verdict, gate
 from .handles import ModelHandle, ModelHandles
 from .multiplicity import single_level
 from .options import TrustOptions
-from .paired import Interval, paired_bootstrap
+from .paired import Interval, paired_bootstrap, seeded_bootstrap
 from .report import ResultRow, RunInfo, build_report, flipped_items
 from .scorers.cached import CachedScorer
 from .spec import DENSE, CompressionSpec
@@ -237,19 +237,39 @@ class TrustSession:
         return result, f"baseline {verb}: {store.path} ({dimension.NAME}); review and commit it, then rerun"
 
     # ------------------------------------------------------------------- gating
-    def interval(self, dimension: Dimension, dense: DimensionResult, compressed: DimensionResult) -> Interval | None:
-        """Paired bootstrap interval of the delta (None when --trust-bootstrap=0)."""
+    def interval(
+        self, dimension: Dimension, dense: DimensionResult, builds: Sequence[DimensionResult]
+    ) -> Interval | None:
+        """Paired bootstrap interval of the delta (None when --trust-bootstrap=0); over seeds and
+        items when the config was built with several calibration seeds."""
         if not self.options.bootstrap:
             return None
         selected, variant = self.selected(dimension), self.options.variant
         tolerance = self.options.tolerance.for_dimension(dimension.NAME).points(dense.score)
-        return paired_bootstrap(
-            dense.outcomes, compressed.outcomes,
-            aggregate=lambda outcomes: dimension.aggregate(selected, outcomes, variant),
-            unit=dimension.resample_unit,
-            replicates=self.replicates, method=self.options.interval,
-            seed=int(stable_hash([self.options.seed, dimension.NAME])[:12], 16), threshold=-tolerance,
-        )
+        common = {
+            "aggregate": lambda outcomes: dimension.aggregate(selected, outcomes, variant),
+            "unit": dimension.resample_unit, "replicates": self.replicates, "threshold": -tolerance,
+            "seed": int(stable_hash([self.options.seed, dimension.NAME])[:12], 16),
+        }
+        if len(builds) > 1:
+            return seeded_bootstrap(dense.outcomes, [b.outcomes for b in builds], **common)
+        return paired_bootstrap(dense.outcomes, builds[0].outcomes, method=self.options.interval, **common)
+
+    def seed_builds(self, compressed: ModelHandle) -> list[ModelHandle]:
+        """The config's further builds under --trust-calibration-seeds: the same spec with seeds
+        N+1, N+2, ... (each its own cached config); none for a config without calibration."""
+        spec = compressed.spec
+        if self.options.calibration_seeds <= 1 or not spec.is_calibrated:
+            return []
+        return [self.handle(replace(spec, seed=spec.seed + k)) for k in range(1, self.options.calibration_seeds)]
+
+    def _build_result(self, dimension: Dimension, handle: ModelHandle) -> DimensionResult:
+        """One further seed's result; its model is let go at once (reloaded from the store when the
+        next dimension needs it), so a run holds one compressed model at a time."""
+        try:
+            return self.evaluate(dimension, handle)
+        finally:
+            self.release(handle)
 
     @property
     def level(self) -> float | None:
@@ -272,9 +292,12 @@ class TrustSession:
         """Evaluate dense (or read it from the baseline) and compressed on one dimension,
         gate, and record the row."""
         dense_result, note = self.dense_result(dimension, dense)
-        comp_result = self.evaluate(dimension, compressed) if compressed else None
-        agreement = compare_answers(dense_result, comp_result) if comp_result else None
-        interval = self.interval(dimension, dense_result, comp_result) if comp_result else None
+        builds = [self.evaluate(dimension, compressed)] if compressed else []
+        if compressed:
+            builds += [self._build_result(dimension, handle) for handle in self.seed_builds(compressed)]
+        comp_result = DimensionResult.mean_of(builds) if builds else None
+        agreement = compare_answers(dense_result, builds[0]) if builds else None
+        interval = self.interval(dimension, dense_result, builds) if builds else None
         config = compressed.config if compressed else "dense"
         limit = self.options.tolerance.for_dimension(dimension.NAME)
         verdict = gate(
@@ -284,6 +307,10 @@ class TrustSession:
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
             family=self.options.family, level=self.level if comp_result else None,
         )
+        if compressed and len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
+            handles = [compressed, *self.seed_builds(compressed)]
+            seeds = tuple((handle.config, build.score) for handle, build in zip(handles, builds))
+            verdict = replace(verdict, mcnemar=None, seeds=seeds)
         if note:
             verdict = replace(verdict, status="FAIL", reason=note)
         seconds = self._seconds.get((dimension.NAME, dense.config), 0.0)
@@ -312,6 +339,7 @@ class TrustSession:
                 "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
                 "multiplicity": {"method": self.options.multiplicity, "family": self.options.family,
                                  "level": self.level},
+                "calibration_seeds": self.options.calibration_seeds,
                 "baseline": str(self.options.baseline) if self.options.baseline else None,
             },
             configs=[s.canonical for s in self.options.specs],

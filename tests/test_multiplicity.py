@@ -176,3 +176,4 @@ def test_a_run_fails_when_the_correction_fails_a_verdict_its_test_passed(
                                     "though their own tests passed: machine_ethics [[]rtn-6[]], machine_ethics*"])
     rows = json.loads(report.read_text())["results"]
     assert all(r["verdict"] == "FAIL" and r["adjusted_fail"] for r in rows)
+

@@ -63,6 +63,22 @@ class DimensionResult:
             outcomes=tuple(outcomes),
         )
 
+    @classmethod
+    def mean_of(cls, builds: Sequence[DimensionResult]) -> DimensionResult:
+        """One config built with several calibration seeds, as one result: the mean score, sub-scores
+        and rates over the builds; n and the per-item outcomes (answers, flips) are the first build's."""
+        first = builds[0]
+
+        def mean(values: Iterable[float]) -> float:
+            listed = list(values)
+            return sum(listed) / len(listed)
+
+        return cls(
+            first.dimension, first.variant, mean(b.score for b in builds),
+            {k: mean(b.subscores.get(k, 0.0) for b in builds) for k in first.subscores}, first.n,
+            mean(b.refusal_rate for b in builds), mean(b.unparsed_rate for b in builds), first.outcomes,
+        )
+
     def answers(self) -> dict[str, str]:
         return {o.key: o.answer for o in self.outcomes}
 
