@@ -10,7 +10,6 @@ usage errors, and no import of the science. All science lives in the modules thi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import warnings
@@ -234,9 +233,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The run's gated tests, after deselection, are the family a multiplicity correction covers."""
-    stash, family = session.config.stash, max(1, pytest_support.gated_tests(session.items))
+    stash = session.config.stash
     if _active(session.config) and _options_key in stash:
-        stash[_options_key] = dataclasses.replace(stash[_options_key], family=family)
+        stash[_options_key] = pytest_support.with_family(stash[_options_key], session.items)
 
 
 @pytest.fixture(scope="session")

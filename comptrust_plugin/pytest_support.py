@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import importlib.util
 import inspect
 import time
@@ -189,14 +190,15 @@ def item_markers(item: pytest.Item) -> list[str]:
     return ["trust", stem] if stem in dimensions.names() else ["trust"]
 
 
-def gated_tests(items: Sequence[pytest.Item]) -> int:
-    """How many collected trust tests gate a compressed config (a multiplicity correction's family)."""
+def with_family(options: TrustOptions, items: Sequence[pytest.Item]) -> TrustOptions:
+    """The options with the multiplicity correction's family: the collected trust tests that gate
+    a compressed config (at least 1)."""
     count = 0
     for item in items:
         callspec = getattr(item, "callspec", None)
         if "trust_check" in getattr(item, "fixturenames", ()) and callspec is not None:
             count += callspec.params.get("compressed_model") is not None
-    return count
+    return dataclasses.replace(options, family=max(1, count))
 
 
 def final_report(worker_reports: list[dict[str, Any]], session: Any) -> dict[str, Any] | None:

@@ -1,7 +1,5 @@
 """The scheme methods written as the checkpoints their libraries load (fp8, int8-w8a8, nf4, fp4).
 
-fp8 and int8-w8a8 go to compressed-tensors' formats, nf4 and fp4 to bitsandbytes' serialized 4-bit one.
-
 fp8, fp8-tensor and fp8-dyn go to compressed-tensors' `float-quantized` format, int8-w8a8 to
 `int-quantized`: the ones llm-compressor writes for its FP8, FP8_DYNAMIC and W8A8 schemes and vLLM
 serves. Each decoder-block Linear stores `weight` (float8_e4m3fn or int8) and `weight_scale`
