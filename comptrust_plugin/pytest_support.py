@@ -43,6 +43,21 @@ def defined_flags(parser: pytest.Parser) -> set[str]:
     return {name for option in options for name in option.names()}
 
 
+def read_trust_options(config: pytest.Config) -> TrustOptions:
+    """The options, each from the command line, else from the ini file where it has an ini key."""
+    from .options import read_options
+
+    def value(dest: str) -> Any:
+        option, found = next(o for o in OPTIONS if o.dest == dest), config.getoption(dest)
+        if found in (None, False) and option.ini is not None:
+            found = config.getini(dest)
+            if option.kind == "append":
+                found = [found]
+        return found
+
+    return read_options(value)
+
+
 def long_flag(alias: str) -> str:
     return next(option.flag for option in OPTIONS if option.alias == alias)
 
@@ -197,6 +212,34 @@ def gated_tests(items: Sequence[pytest.Item]) -> int:
         if "trust_check" in getattr(item, "fixturenames", ()) and callspec is not None:
             count += callspec.params.get("compressed_model") is not None
     return count
+
+
+def trust_test(item: pytest.Item) -> tuple[str, str] | None:
+    """A trust test's (config, dimension): "profile" in a dense-only run, the module's stem as the
+    dimension (`test_<dimension>.py`); None for a test that is not a trust test."""
+    if "trust_check" not in getattr(item, "fixturenames", ()):
+        return None
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("compressed_model") if callspec is not None else None
+    stem = getattr(getattr(item, "module", None), "__name__", item.nodeid).rsplit(".", 1)[-1]
+    return ("profile" if spec is None else spec.canonical, stem.removeprefix("test_"))
+
+
+def select_shard(config: pytest.Config, items: list[pytest.Item], options: TrustOptions) -> int:
+    """Keep shard I/N's trust tests (tests of other kinds run on shard 1) and report the others as
+    deselected, as -k does; returns the whole run's gated tests (the multiplicity family)."""
+    from .errors import TrustError
+    from .shards import keep
+
+    family = gated_tests(items)
+    try:
+        kept = keep([trust_test(item) for item in items], options.shard, options.samples, options.seed)
+    except TrustError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    if not all(kept):
+        config.hook.pytest_deselected(items=[item for item, k in zip(items, kept) if not k])
+        items[:] = [item for item, k in zip(items, kept) if k]
+    return family
 
 
 def final_report(worker_reports: list[dict[str, Any]], session: Any) -> dict[str, Any] | None:

@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired", "multiplicity"),
-    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results"),
+    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results", "merge"),
+    ("shards",),
     ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),
 )
