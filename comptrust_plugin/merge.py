@@ -26,7 +26,8 @@ from .errors import TrustError
 from .multiplicity import correct_report, single_level, uncorrected
 from .report import merge_reports
 
-# Settings a part may differ in: where its copy of the baseline file was, and (separate runs) the family.
+# A setting each part may have of its own: where its copy of the baseline file was (separate runs: the
+# family too, see _identity).
 _PER_PART = ("baseline",)
 
 
