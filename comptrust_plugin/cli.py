@@ -1,12 +1,14 @@
-"""The `comptrust` console script: `rescore` (DecodingTrust output files), `compare` (two reports), `export`.
+"""The `comptrust` console script: `rescore` (DecodingTrust files), `compare` (two reports), `merge`, `export`.
 
 `comptrust rescore` scores DecodingTrust output files under both variants; `comptrust compare`
 sets two reports (or two stored baselines) side by side and exits 1 when NEW is worse beyond the
-tolerance (compare.py); `comptrust export` writes a compressed config as a checkpoint (exporting.py).
+tolerance (compare.py); `comptrust merge` joins the reports of a run's shards into one (merge.py);
+`comptrust export` writes a compressed config as a checkpoint (exporting.py).
 
     comptrust rescore --dimension stereotype_bias results/stereotype/generations/MODEL
     comptrust rescore --dimension fairness --data data/fairness/fairness_data results/fairness/results/MODEL
     comptrust compare --tolerance 5,toxicity=3 --markdown summary.md release-1.json release-2.json
+    comptrust merge --report release.json --markdown "$GITHUB_STEP_SUMMARY" shard-*.json
     comptrust export --model smollm2-135m --compress gptq-4-g64 shipped/gptq-4-g64
 
 The reading of its file layouts lives in `comptrust_plugin.decodingtrust` (one module per
@@ -70,9 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_argument("--json", action="store_true", help="print JSON instead of the table")
     sub.add_argument("paths", nargs="+", type=Path, help="output files or folders")
     _compare_parser(commands)
+    _merge_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "merge":
+        return _merge(args)
     try:
         if args.toxicity_scorer is not None:
             check_scorer_name(args.toxicity_scorer)
@@ -117,6 +122,50 @@ def _compare(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(compare.render_terminal(comparison))
     return 1 if comparison.worse else 0
+
+
+def _merge_parser(commands: Any) -> None:
+    sub = commands.add_parser(
+        "merge", help="the reports of one run's shards (--trust-shard) as one report and table",
+        description="Checks that the reports share one model, settings, comptrust version and dense baseline, "
+                    "that each (config, dimension) is in one of them and no shard is missing, then writes the "
+                    "table, report and verdicts one run would (the multiplicity correction redone across all). "
+                    "Exit status 1 when a verdict FAILs, 0 otherwise, 2 on a usage error or reports that "
+                    "cannot be merged.",
+    )
+    sub.add_argument("--report", type=Path, default=None, metavar="OUT", help="write the merged JSON report here")
+    sub.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                     help="append the Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)")
+    sub.add_argument("--csv", type=Path, default=None, metavar="PATH",
+                     help="append one row per (config, dimension) to this CSV sheet, as --trust-csv")
+    sub.add_argument("reports", nargs="+", type=Path, metavar="REPORT", help="the reports (--trust-report) to merge")
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from . import merge, results_csv
+    from .report import render_matrix, render_table, write_json_report, write_markdown
+
+    try:
+        report = merge.merge([(str(path), merge.load(path)) for path in args.reports])
+        if args.report is not None:
+            write_json_report(args.report, report)
+        if args.markdown is not None:
+            write_markdown(args.markdown, report)
+        if args.csv is not None:
+            results_csv.append(args.csv, report)
+    except TrustError as exc:
+        print(f"comptrust merge: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output file could not be written
+        print(f"comptrust merge: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    results = report["results"]
+    if any(r["compressed"] is not None for r in results):
+        print(render_matrix(results) + "\n")
+    print(render_table(results))
+    failed = sum(r["verdict"] == "FAIL" for r in results)
+    print(f"comptrust merge: {len(args.reports)} report(s), {len(results)} verdict(s), {failed} FAIL")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # `python -m comptrust_plugin.cli rescore ...`, as the console script

@@ -71,7 +71,8 @@ def correct_report(report: dict[str, Any]) -> dict[str, Any]:
     """The report with the whole procedure applied across its confident verdicts (a new dict).
 
     Each such row gets `adjusted_p`; a row the procedure rejects that its own test passed becomes
-    FAIL with `adjusted_fail` true and the reason. Other reports are returned as they are."""
+    FAIL with `adjusted_fail` true, its test's verdict in `own_verdict`, and the reason. Other
+    reports are returned as they are."""
     settings = report.get("settings", {})
     info = settings.get("multiplicity") or {}
     method = info.get("method", "none")
@@ -86,6 +87,7 @@ def correct_report(report: dict[str, Any]) -> dict[str, Any]:
         row = results[index]
         row["adjusted_p"] = value
         if value <= ALPHA and row["verdict"] != "FAIL":
+            row["own_verdict"] = row["verdict"]  # what its test decided, kept so a merge can redo this
             row["verdict"], row["adjusted_fail"] = "FAIL", True
             reason = (f"{method}: adjusted p {value:.2g} <= {ALPHA:g} across {family} verdicts "
                       f"(its own test's level was {row.get('level') or ALPHA:.2g})")
@@ -96,3 +98,19 @@ def correct_report(report: dict[str, Any]) -> dict[str, Any]:
 def failed_by_correction(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows correct_report turned into FAILs."""
     return [row for row in report["results"] if row.get("adjusted_fail")]
+
+
+def uncorrected(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as its tests left it, before correct_report (a new dict): a part of a run (a
+    shard) was corrected across its own verdicts only, and the whole run's family is larger."""
+    method = (report.get("settings", {}).get("multiplicity") or {}).get("method", "none")
+    dropped = ("adjusted_p", "adjusted_fail", "own_verdict")
+    results = []
+    for original in report["results"]:
+        row = {key: value for key, value in original.items() if key not in dropped}
+        if "own_verdict" in original:
+            row["verdict"] = original["own_verdict"]
+            before, _, _ = (row.get("reason") or "").rpartition(f"{method}: adjusted p ")
+            row["reason"] = before.removesuffix("; ")
+        results.append(row)
+    return {**report, "results": results, "passed": all(row["verdict"] != "FAIL" for row in results)}

@@ -24,6 +24,7 @@ from .storage import user_path
 
 if TYPE_CHECKING:
     from .gate import Tolerance
+    from .shards import Shard
     from .spec import CompressionSpec
 
 DTYPE_NAMES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
@@ -202,6 +203,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "inference backend: hf (default) or vllm (CUDA GPUs; pip install 'comptrust[vllm]')", "hf",
     ),
     OptionSpec(
+        "--trust-shard", "trust_shard",
+        "run shard I of N (1..N) of the trust tests, e.g. 2/4 (a Slurm array, a CI matrix); join the N "
+        "reports with `comptrust merge`",
+    ),
+    OptionSpec(
         "--trust-batch-tokens", "trust_batch_tokens",
         "token slots per generation batch (default 32768 on a GPU, 8192 on a CPU); lower it after an OOM",
     ),
@@ -288,6 +294,7 @@ class TrustOptions:
     lm_eval: Path | None = None  # a folder of lm-eval results files, one per model (lm_eval_results.py)
     export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
     chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
+    shard: Shard | None = None  # --trust-shard: this job's share of the tests (shards.py)
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""
@@ -346,6 +353,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
     """Parse the raw option values into TrustOptions. `value(dest)` gives an option's command-line
     value, or its ini value where it has an ini key and the command line left it unset."""
     from . import dimensions
+    from .shards import parse_shard
     from .spec import parse_specs
 
     compress = [c for c in (value("trust_compress") or []) if c.strip()]
@@ -397,6 +405,7 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
         chat_format=value("trust_chat_format") or "auto",
+        shard=parse_shard(value("trust_shard")),
         **{name: _path(value(f"trust_{name}"))
            for name in ("report", "markdown", "plot", "flips", "csv", "lm_eval", "export")},
     )

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import pytest_support
+from . import collection, pytest_support
 from .errors import TrustError
-from .options import OPTIONS, OptionSpec
+from .options import OPTIONS
 
 if TYPE_CHECKING:
     from .options import TrustOptions
@@ -32,7 +32,7 @@ _worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_loads_key = pytest.StashKey[dict[str, dict[str, int]]]()
 _LOADGROUP_KEY = "comptrust_loadgroup"  # workerinput: the controller runs --dist loadgroup
-_BY_DEST = {option.dest: option for option in OPTIONS}
+_family_key = pytest.StashKey[int]()  # --trust-shard: the whole run's gated tests, before this shard's share
 
 
 class TrustInconclusiveWarning(pytest.PytestWarning):
@@ -69,22 +69,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
             group.addoption(option.alias, **pytest_support.argument(option, alias=True))
 
 
-def _value(config: pytest.Config, option: OptionSpec) -> Any:
-    """The command-line value, else the ini value where the option has an ini key."""
-    value = config.getoption(option.dest)
-    if value in (None, False) and option.ini is not None:
-        value = config.getini(option.dest)
-        if option.kind == "append":
-            value = [value]
-    return value
-
-
-def _options(config: pytest.Config) -> TrustOptions:
-    from .options import read_options
-
-    return read_options(lambda dest: _value(config, _BY_DEST[dest]))
-
-
 # --------------------------------------------------------------------------- trust runs
 def _is_trust_run(config: pytest.Config) -> bool:
     """A trust option was named, or the arguments (testpaths when none) reach trust_tests."""
@@ -102,7 +86,7 @@ def _activate(config: pytest.Config) -> None:
     from .spec import SpecError
 
     try:
-        options = _options(config)
+        options = pytest_support.read_trust_options(config)
         options.validate()
         preflight(options)
     except (TrustError, SpecError) as exc:
@@ -231,11 +215,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(name)
 
 
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_by_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--trust-shard=I/N: after -k and -m, this job's share of the tests; the rest is deselected."""
+    options: TrustOptions | None = config.stash.get(_options_key, None) if _active(config) else None
+    if options is not None and options.shard is not None:
+        config.stash[_family_key] = collection.select_shard(config, items, options)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The run's gated tests, after deselection, are the family a multiplicity correction covers."""
+    """The run's gated tests, after deselection, are the family a multiplicity correction covers
+    (on a shard: the whole run's, so each test decides at the level the unsharded run would)."""
     stash = session.config.stash
     if _active(session.config) and _options_key in stash:
-        stash[_options_key] = pytest_support.with_family(stash[_options_key], session.items)
+        family = stash.get(_family_key, 0) or collection.gated_tests(session.items)
+        stash[_options_key] = collection.with_family(stash[_options_key], family)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib.util
 import inspect
 import time
@@ -42,6 +41,21 @@ def defined_flags(parser: pytest.Parser) -> set[str]:
     for group in parser._groups:
         options.extend(group.options)
     return {name for option in options for name in option.names()}
+
+
+def read_trust_options(config: pytest.Config) -> TrustOptions:
+    """The options, each from the command line, else from the ini file where it has an ini key."""
+    from .options import read_options
+
+    def value(dest: str) -> Any:
+        option, found = next(o for o in OPTIONS if o.dest == dest), config.getoption(dest)
+        if found in (None, False) and option.ini is not None:
+            found = config.getini(dest)
+            if option.kind == "append":
+                found = [found]
+        return found
+
+    return read_options(value)
 
 
 def long_flag(alias: str) -> str:
@@ -188,17 +202,6 @@ def item_markers(item: pytest.Item) -> list[str]:
     module = getattr(item, "module", None)
     stem = getattr(module, "__name__", "").rsplit(".", 1)[-1].removeprefix("test_")
     return ["trust", stem] if stem in dimensions.names() else ["trust"]
-
-
-def with_family(options: TrustOptions, items: Sequence[pytest.Item]) -> TrustOptions:
-    """The options with the multiplicity correction's family: the collected trust tests that gate
-    a compressed config (at least 1)."""
-    count = 0
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if "trust_check" in getattr(item, "fixturenames", ()) and callspec is not None:
-            count += callspec.params.get("compressed_model") is not None
-    return dataclasses.replace(options, family=max(1, count))
 
 
 def final_report(worker_reports: list[dict[str, Any]], session: Any) -> dict[str, Any] | None:

@@ -346,6 +346,7 @@ class TrustSession:
             extra={
                 "engine": self.engine_stats(), "events": list(self.events),
                 "scorers": {"toxicity": self._scorer.identity()} if self._scorer is not None else {},
+                **({"shard": {"index": s.index, "count": s.count}} if (s := self.options.shard) else {}),
             },
         )
 

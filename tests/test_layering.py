@@ -27,9 +27,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired", "multiplicity"),
-    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results"),
+    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results", "merge"),
+    ("shards",),
     ("options", "preflight", "handles", "session", "exporting"),
-    ("plugin", "cli", "pytest_support"),
+    ("plugin", "cli", "pytest_support", "collection"),
 )
 MAX_LINES = 400
 # Modules allowed past MAX_LINES, each one cohesive algorithm (say why).
