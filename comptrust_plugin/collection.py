@@ -1,5 +1,7 @@
-"""What a trust run collected: each trust test's (config, dimension), this shard's share of them,
-and the multiplicity correction's family (the gated tests of the whole run)."""
+"""What a trust run collected: its tests, this shard's share, the multiplicity family.
+
+Each trust test is a (config, dimension); a shard keeps its share of them (shards.py decides
+which); the multiplicity correction's family is the gated tests of the whole run."""
 
 from __future__ import annotations
 
