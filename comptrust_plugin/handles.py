@@ -119,6 +119,8 @@ class ModelHandles:
     def cache(self) -> ResponseCache:
         if self._cache is None:
             self._cache = ResponseCache(self.cache_dir / "responses.sqlite3")
+            if self._cache.shared:
+                self.events.append(f"response cache shared by hosts ({self._cache.shared}): rollback journal, not WAL")
         return self._cache
 
     def handle(self, spec: CompressionSpec = DENSE) -> ModelHandle:
