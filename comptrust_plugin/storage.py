@@ -3,11 +3,11 @@
 Killing a run at any moment leaves either the old file or the new one, never a torn one. What a
 killed process leaves behind (a hidden temp file or build folder) is never read, and is removed
 by the next writer of the same target once its owner is gone (an owner on another host of a
-shared cache: once its entry has been idle for days, see shared_cache.owner_gone). A stored folder (a compressed
-model, a dequantized model) is made by `build_folder` alone: built in a hidden temporary folder
-renamed into place under a file lock, it carries a manifest of its file sizes and a COMPLETE
-marker written last, so a truncated file is caught before anything loads it, and a bad entry is
-moved aside (quarantined), never deleted or used.
+shared cache: once its entry has been idle for days, see shared_cache.owner_gone). A stored
+folder (a compressed model, a dequantized model) is made by `build_folder` alone: built in a
+hidden temporary folder renamed into place under a file lock, it carries a manifest of its file
+sizes and a COMPLETE marker written last, so a truncated file is caught before anything loads
+it, and a bad entry is moved aside (quarantined), never deleted or used.
 """
 
 from __future__ import annotations

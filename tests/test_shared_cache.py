@@ -128,7 +128,8 @@ def test_hosts_that_disagree_about_sharing_are_told_so(tmp_path: Path, monkeypat
     reader = sqlite3.connect(path)  # another process, mid-read
     reader.execute("BEGIN")
     reader.execute("SELECT * FROM responses").fetchall()
-    with pytest.raises(TrustError, match="journal mode elsewhere.*COMPTRUST_SHARED_CACHE"):
+    expected = "journal mode elsewhere.*shared by hosts: COMPTRUST_SHARED_CACHE=1.*same COMPTRUST_SHARED_CACHE"
+    with pytest.raises(TrustError, match=expected):
         ResponseCache(path, shared="COMPTRUST_SHARED_CACHE=1")
     reader.close()
     local.close()

@@ -61,9 +61,9 @@ class ResponseCache:
         # a shared one must not use a WAL file: other hosts cannot see its index.
         if self.shared and mode != wanted:
             conn.close()
-            raise TrustError(f"response cache {self.path} is open in {mode} journal mode elsewhere; this process "
-                             f"wants {wanted} ({self.shared or 'a local cache'}): give every host the same "
-                             f"{SHARED_CACHE_ENV} setting")
+            raise TrustError(f"response cache {self.path} is held open in {mode} journal mode elsewhere, and this "
+                             f"process needs the rollback journal (shared by hosts: {self.shared}); give every "
+                             f"host the same {SHARED_CACHE_ENV} setting")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.shared else 'NORMAL'}")
         conn.execute(_SCHEMA)
         conn.execute("SELECT count(*) FROM responses LIMIT 1").fetchone()
