@@ -119,6 +119,8 @@ class ModelHandles:
     def cache(self) -> ResponseCache:
         if self._cache is None:
             self._cache = ResponseCache(self.cache_dir / "responses.sqlite3")
+            if self._cache.shared:
+                self.events.append(f"response cache shared by hosts ({self._cache.shared}): rollback journal, not WAL")
         return self._cache
 
     def handle(self, spec: CompressionSpec = DENSE) -> ModelHandle:
@@ -271,10 +273,13 @@ class ModelHandles:
     def _load(self, entry: ModelEntry, weights_dir: Path | None = None) -> LoadedModel:
         from .models.loading import load_model
 
-        return load_model(
+        loaded = load_model(
             entry, self.cache_dir, self.device, self.dtype, trust_remote_code=self.options.trust_remote_code,
             weights_dir=weights_dir, allow_pickle=self.options.allow_pickle,
         )
+        if loaded.note:
+            self.events.append(loaded.note)
+        return loaded
 
     def _weights(self, spec: CompressionSpec, entry: ModelEntry) -> LoadedModel:
         """Loaded weights of a (device-resolved) spec for the HF backend, with the spec's run-time

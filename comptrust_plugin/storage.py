@@ -2,11 +2,12 @@
 
 Killing a run at any moment leaves either the old file or the new one, never a torn one. What a
 killed process leaves behind (a hidden temp file or build folder) is never read, and is removed
-by the next writer of the same target once its owner is gone. A stored folder (a compressed
-model, a dequantized model) is made by `build_folder` alone: built in a hidden temporary folder
-renamed into place under a file lock, it carries a manifest of its file sizes and a COMPLETE
-marker written last, so a truncated file is caught before anything loads it, and a bad entry is
-moved aside (quarantined), never deleted or used.
+by the next writer of the same target once its owner is gone (an owner on another host of a
+shared cache: once its entry has been idle for days, see shared_cache.owner_gone). A stored
+folder (a compressed model, a dequantized model) is made by `build_folder` alone: built in a
+hidden temporary folder renamed into place under a file lock, it carries a manifest of its file
+sizes and a COMPLETE marker written last, so a truncated file is caught before anything loads
+it, and a bad entry is moved aside (quarantined), never deleted or used.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .shared_cache import host_tag, owner_gone, owner_token, parse_owner
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -95,9 +98,10 @@ def locked(path: Path) -> FileLock:
 
 
 def temp_prefix(name: str) -> str:
-    """Prefix of the hidden temp files/folders this process makes for `name`: the pid in the
-    name lets a later process tell an orphan (owner gone) from a write still in progress."""
-    return f".{name}.{os.getpid()}."
+    """Prefix of the hidden temp files/folders this process makes for `name`: its owner (pid and
+    host) in the name lets a later process tell an orphan (owner gone) from a write in progress,
+    on a cache several hosts share too."""
+    return f".{name}.{owner_token()}."
 
 
 def pid_alive(pid: int) -> bool:
@@ -110,18 +114,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _idle_seconds(entry: Path, now: float) -> float:
+    """Seconds since `entry` (or, for a folder, anything directly in it) last changed."""
+    try:
+        times = [entry.stat().st_mtime]
+        if entry.is_dir():
+            times += [child.stat().st_mtime for child in entry.iterdir()]
+    except OSError:
+        return 0.0  # changing right now
+    return now - max(times)
+
+
 def remove_orphans(folder: Path, name: str) -> int:
-    """Delete the hidden temp entries made for `name` (see temp_prefix) in `folder` whose process
-    is gone (left by a killed run). Returns how many were removed."""
+    """Delete the hidden temp entries made for `name` (see temp_prefix) in `folder` whose owner
+    is gone (left by a killed run; shared_cache.owner_gone decides). Returns how many were removed."""
     prefix = f".{name}."
     removed = 0
     if not folder.is_dir():
         return 0
+    here, now = host_tag(), time.time()
     for entry in folder.iterdir():
         if not entry.name.startswith(prefix):
             continue
-        pid_text = entry.name[len(prefix) :].split(".", 1)[0]
-        if not pid_text.isdecimal() or pid_alive(int(pid_text)):
+        owner = parse_owner(entry.name[len(prefix) :].split(".", 1)[0])
+        if owner is None or not owner_gone(owner, _idle_seconds(entry, now), pid_alive, here):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
@@ -216,7 +232,14 @@ def build_folder(
                 (tmp / IDENTITY).write_text(json.dumps(identity, indent=2, sort_keys=True), encoding="utf-8")
             write_manifest(tmp)
             (tmp / COMPLETE).write_text("ok\n", encoding="ascii")
-            tmp.rename(path)
+            try:
+                tmp.rename(path)
+            except OSError:
+                # A host whose lock this filesystem does not show us finished the same folder
+                # first: it is equal to ours (same identity), keep it and drop ours.
+                if folder_problem(path, identity) is not None:
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -21,7 +21,7 @@ ROOT = Path(comptrust_plugin.__file__).parent
 # Low to high. A module may import from its own layer (without a cycle) and from lower ones.
 # A name ending in ".*" covers a package and everything in it; the most specific entry wins.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("comptrust_plugin", "errors", "storage", "schemas", "data.files", "devices", "distribution"),
+    ("comptrust_plugin", "errors", "shared_cache", "storage", "schemas", "data.files", "devices", "distribution"),
     ("spec", "models.*"),
     ("compress.*", "engine.*", "scorers.*"),
     ("dimensions.*",),

@@ -154,7 +154,7 @@ class HFBackend:
         if index_list != list(range(len(order))):  # only where prompts repeat
             index = torch.tensor(index_list, device=self.device)
             cache.batch_select_indices(index)
-            logits, attention, last = logits[index], attention[index], last[index]
+            logits, attention, last = logits[index.to(logits.device)], attention[index], last[index]
         return logits, cache, attention, last, rows
 
     def _run_heads(self, heads: list[list[int]], cache: Any) -> torch.Tensor:
@@ -190,7 +190,7 @@ class HFBackend:
                 first = getattr(parts[0][2].layers[layer], kind)
                 full = first.new_zeros((len(heads), first.shape[1], width, first.shape[-1]))
                 for rows, narrow, part in parts:
-                    full[rows, :, width - narrow :] = getattr(part.layers[layer], kind)
+                    full[rows.to(full.device), :, width - narrow :] = getattr(part.layers[layer], kind)
                 states.append(full)
             cache.update(*states, layer)
         return mask

@@ -44,6 +44,8 @@ class ReservedLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.keys is not None:  # a model split over GPUs keeps each layer's cache on its own GPU
+            indices = indices.to(self.keys.device)
         if self.get_seq_length() > 0 and self._in_room():
             keys, values = self._room  # type: ignore[misc]
             self._room = keys.index_select(0, indices), values.index_select(0, indices)

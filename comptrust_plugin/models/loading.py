@@ -22,6 +22,7 @@ import torch
 from ..errors import CorruptWeights, TrustError
 from ..storage import build_folder, discard_folder, sha256_file
 from .packed_int import PackedFormat
+from .placement import Placement, free_gpu_bytes, has_accelerate, plan_placement, weight_bytes
 from .quantized import checkpoint_quantization, first_line, load_packed
 from .registry import ModelEntry, embedded_gguf_path
 
@@ -42,6 +43,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
+    note: str | None = None  # how the weights were placed, where that is news (split over GPUs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,6 +137,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
+    placement = Placement()
     source, kwargs = pretrained_source(entry, cache_dir, trust_remote_code)
     tokenizer = load_tokenizer(entry, cache_dir, trust_remote_code)
     folder = str(weights_dir) if weights_dir else source
@@ -145,9 +148,10 @@ def load_model(
             model = load_packed(entry.name, Path(quantization["folder"]), quantization["quantization_config"],
                                  dtype, kwargs)
         else:
+            placement = _placement(entry.name, folder, kwargs, dtype, device) if not quantization else Placement()
             model = AutoModelForCausalLM.from_pretrained(
                 folder, dtype=dtype, use_safetensors=use_safetensors, weights_only=True, low_cpu_mem_usage=True,
-                **kwargs, **quantization,
+                **kwargs, **quantization, **placement.from_pretrained_kwargs(),
             )
     except (OSError, ValueError) as exc:
         raise TrustError(f"--model={entry.name}: cannot load weights: {_explain(exc)}") from None
@@ -167,9 +171,22 @@ def load_model(
             f"--model={entry.name}: cannot load weights: a pickle file in {folder} holds objects other than "
             "tensors, which torch.load(weights_only=True) refuses to build; it was not loaded"
         ) from None
-    model.to(device)
+    if placement.device_map is None:
+        model.to(device)
+    else:  # split over GPUs by accelerate: inputs go where the embeddings are
+        device = model.get_input_embeddings().weight.device
     model.eval()
-    return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start)
+    return LoadedModel(model, tokenizer, entry, device, dtype, time.perf_counter() - start, placement.note)
+
+
+def _placement(name: str, folder: str, kwargs: dict[str, Any], dtype: torch.dtype, device: torch.device) -> Placement:
+    """Where a dense checkpoint goes: unchanged (the run's device) off CUDA; on CUDA, split over
+    the visible GPUs where one cannot hold it (placement.plan_placement)."""
+    free = free_gpu_bytes(device)
+    if not free:
+        return Placement()
+    size = weight_bytes(folder, kwargs, dtype)
+    return Placement() if size is None else plan_placement(name, size, free, has_accelerate())
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
