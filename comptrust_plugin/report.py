@@ -71,6 +71,9 @@ def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str
     """
     headers = ["dimension", "config", "dense", "compressed", "delta", "95% CI", "detectable", "McNemar p", "tol",
                "verdict", "refusal shift", "flips %", "kappa"]
+    corrected = any(r.get("adjusted_p") is not None for r in results)
+    if corrected:  # the confident gate under a multiplicity correction: p_worse (adjusted p)
+        headers.insert(8, "p worse (adj.)")
     body = []
     for r in sorted(results, key=lambda r: (r["dimension"], r["config"])):
         shift = _fmt(r["refusal_shift"], signed=True)
@@ -81,12 +84,16 @@ def render_table(results: list[dict[str, Any]], tablefmt: str = "simple") -> str
             compressed += f" ({len(r['seeds']['builds'])} seeds {r['seeds']['min']:.1f}..{r['seeds']['max']:.1f})"
         exact = r.get("mcnemar")
         verdict = r["verdict"] + (f" (under floor {r['floor']:g})" if r.get("below_floor") else "")
-        body.append([
+        line = [
             r["dimension"], r["config"], _fmt(r["dense"]["score"]), compressed,
             _fmt(r["delta"], signed=True), *_interval(r), "-" if not exact else f"{exact['p']:.3g}",
             _tolerance(r), verdict, shift,
             _fmt(r["flip_rate"]), "-" if r["kappa"] is None else f"{r['kappa']:.2f}",
-        ])
+        ]
+        if corrected:
+            p_worse, adjusted = (r.get("interval") or {}).get("p_worse"), r.get("adjusted_p")
+            line.insert(8, "-" if p_worse is None or adjusted is None else f"{p_worse:.2g} ({adjusted:.2g})")
+        body.append(line)
     return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
@@ -124,6 +131,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "</details>",
     ]
+    if (multiplicity := settings.get("multiplicity")) and multiplicity.get("level") is not None:
+        lines[3:3] = [f"Multiplicity: {multiplicity['method']} across {multiplicity['family']} verdicts "
+                      f"(each test alone at p_worse <= {multiplicity['level']:.2g}).", ""]
     flagged = [r for r in report["results"] if r.get("refusal_flag")]
     for r in flagged:
         lines.append(f"- refusal rate of {r['dimension']} [{r['config']}] moved {r['refusal_shift']:+.1f} points")

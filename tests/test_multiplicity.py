@@ -161,9 +161,12 @@ def test_a_run_fails_when_the_correction_fails_a_verdict_its_test_passed(
     args = ["--pyargs", "trust_tests.test_machine_ethics", "-p", "no:cacheprovider",
             f"--trust-cache-dir={tmp_path / 'cache'}", f"--model={says_wrong_model}", "--compress=rtn-8,rtn-6",
             "--trust-gate=confident", "--trust-bootstrap=200", f"--trust-report={report}"]
-    plain = pytester.runpytest(*args)
+    markdown = tmp_path / "summary.md"
+    plain = pytester.runpytest(*args, f"--trust-markdown={markdown}")
     plain.assert_outcomes(passed=2)
     assert plain.ret == 0
+    plain.stdout.fnmatch_lines(["*p worse (adj.)*", "*machine_ethics*rtn-6*1 (1)*"])
+    assert "Multiplicity: holm across 2 verdicts (each test alone at p_worse <= 0.013)." in markdown.read_text()
     data = json.loads(report.read_text())
     assert data["settings"]["multiplicity"] == {"method": "holm", "family": 2, "level": ALPHA / 2}
     assert {r["family"] for r in data["results"]} == {2} and all(r["adjusted_p"] == 1.0 for r in data["results"])
