@@ -177,6 +177,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         path=True,
     ),
     OptionSpec(
+        "--trust-answers", "trust_answers",
+        "write every item of every verdict (JSON lines: item id, prompt hash, both outputs and parsed answers, "
+        "correctness, toxicity, refusals) to this path, replaced each run; the flips are a subset", path=True,
+    ),
+    OptionSpec("--trust-answers-prompts", "trust_answers_prompts", "--trust-answers records carry each prompt too",
+               kind="flag"),
+    OptionSpec(
         "--trust-csv", "trust_csv",
         "append one row per (model, revision, config, dimension) to this CSV sheet (header once; safe "
         "under xdist and concurrent runs)", path=True,
@@ -274,6 +281,8 @@ class TrustOptions:
     markdown: Path | None = None  # plot (PNG) and the flipped items (JSON lines) go
     plot: Path | None = None
     flips: Path | None = None
+    answers: Path | None = None  # every item's answers (answers.py), with prompts when answers_prompts
+    answers_prompts: bool = False
     csv: Path | None = None  # a CSV sheet the run appends its rows to (results_csv.py)
     lm_eval: Path | None = None  # a folder of lm-eval results files, one per model (lm_eval_results.py)
     export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
@@ -380,8 +389,9 @@ def read_options(value: Callable[[str], Any]) -> TrustOptions:
         backend=value("trust_backend") or "hf",
         batch_tokens=batch_tokens,
         chat_format=value("trust_chat_format") or "auto",
+        answers_prompts=bool(value("trust_answers_prompts")),
         **{name: _path(value(f"trust_{name}"))
-           for name in ("report", "markdown", "plot", "flips", "csv", "lm_eval", "export")},
+           for name in ("report", "markdown", "plot", "flips", "answers", "csv", "lm_eval", "export")},
     )
 
 

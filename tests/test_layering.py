@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired", "multiplicity"),
-    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results"),
+    ("gate", "baseline", "answers", "report", "results_csv", "compare", "lm_eval_results"),
     ("options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support"),
 )
