@@ -230,6 +230,17 @@ def test_a_run_writes_every_answer_and_the_flips_are_a_view_of_them(
     rerun = _lines(out / "answers.jsonl")
     assert len(rerun) == 320 and all("prompt" not in r for r in rerun)
     assert rerun == [{k: v for k, v in r.items() if k != "prompt"} for r in records if r["config"] == "rtn-8"]
+    # a dense-only run (here one that writes a baseline), then a gate against that stored baseline:
+    # the dense answers come from the file, their prompts from the dense model's chat format
+    baseline = tmp_path / "baseline.json"
+    _run(pytester, cache, f"--model={says_wrong_model}", f"--trust-baseline={baseline}",
+         f"--trust-answers={out}/dense.jsonl").assert_outcomes(failed=1)
+    dense_only = _lines(out / "dense.jsonl")
+    assert len(dense_only) == 320 and {r["config"] for r in dense_only} == {"dense"}
+    assert all(r["compressed_answer"] is None and r["compressed_prompt_sha256"] is None for r in dense_only)
+    _run(pytester, cache, f"--model={says_wrong_model}", "--compress=rtn-8", f"--trust-baseline={baseline}",
+         f"--trust-answers={out}/gated.jsonl").assert_outcomes(passed=1)
+    assert _lines(out / "gated.jsonl") == rerun
 
 
 def test_xdist_workers_stream_parts_that_join_into_the_same_file(
