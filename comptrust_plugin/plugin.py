@@ -19,7 +19,7 @@ import pytest
 
 from . import collection, pytest_support
 from .errors import TrustError
-from .options import OPTIONS
+from .flags import OPTIONS
 
 if TYPE_CHECKING:
     from .options import TrustOptions
@@ -30,6 +30,7 @@ _session_key = pytest.StashKey["TrustSession"]()
 _options_key = pytest.StashKey["TrustOptions"]()
 _worker_reports_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
+_worker_answers_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_loads_key = pytest.StashKey[dict[str, dict[str, int]]]()
 _LOADGROUP_KEY = "comptrust_loadgroup"  # workerinput: the controller runs --dist loadgroup
 _family_key = pytest.StashKey[int]()  # --trust-shard: the whole run's gated tests, before this shard's share
@@ -328,22 +329,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if trust is not None and trust.rows:
             config.workeroutput["comptrust_report"] = json.dumps(trust.report())
             config.workeroutput["comptrust_flips"] = json.dumps(trust.flips())
+            config.workeroutput["comptrust_answers"] = json.dumps(trust.answer_blocks())
             config.workeroutput["comptrust_loads"] = json.dumps(trust.loads)
         return
     report = _final_report(config)
     if report is None:
         return
-
-    def flips() -> list[dict[str, Any]]:
-        found = config.stash.get(_worker_flips_key, None)
-        if found is None:
-            found = config.stash[_session_key].flips() if _session_key in config.stash else []
-        return found
-
+    trust = config.stash.get(_session_key, None)
+    flips = pytest_support.gathered(config.stash.get(_worker_flips_key, None), trust, "flips")
+    parts = pytest_support.gathered(config.stash.get(_worker_answers_key, None), trust, "answer_blocks")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if pytest_support.corrected_fails(report, reporter) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the correction failed verdicts their tests passed
-    if not pytest_support.write_outputs(config.stash[_options_key], report, flips, reporter) and not exitstatus:
+    if not pytest_support.write_outputs(config.stash[_options_key], report, flips, reporter, parts) and not exitstatus:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an asked-for output is missing
 
 
@@ -379,6 +377,7 @@ class XdistHooks:
         if output.get("comptrust_report"):
             self.config.stash.setdefault(_worker_reports_key, []).append(json.loads(output["comptrust_report"]))
             self.config.stash.setdefault(_worker_flips_key, []).extend(json.loads(output["comptrust_flips"]))
+            self.config.stash.setdefault(_worker_answers_key, []).extend(json.loads(output["comptrust_answers"]))
         if output.get("comptrust_loads"):
             worker = node.workerinput.get("workerid", "?")
             self.config.stash.setdefault(_worker_loads_key, {})[worker] = json.loads(output["comptrust_loads"])

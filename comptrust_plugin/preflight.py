@@ -40,10 +40,12 @@ def preflight(options: TrustOptions) -> None:
     for flag, path in (
         ("--trust-report", options.report), ("--trust-markdown", options.markdown),
         ("--trust-plot", options.plot), ("--trust-flips", options.flips), ("--trust-baseline", options.baseline),
-        ("--trust-csv", options.csv),
+        ("--trust-csv", options.csv), ("--trust-answers", options.answers),
     ):
         if path is not None:
             check_output(flag, path)
+    if options.answers_prompts and options.answers is None:
+        raise TrustError("--trust-answers-prompts needs --trust-answers=PATH (the file the prompts go in)")
     if options.csv is not None:
         from .results_csv import check as check_sheet
 

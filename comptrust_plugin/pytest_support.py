@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
-from .options import OPTIONS, OptionSpec, TrustOptions
+from .flags import OPTIONS, OptionSpec
+from .options import TrustOptions
 from .spec import safe_name
+
+Gathered = Callable[[], list[dict[str, Any]]]  # a run's items from its workers or this process, on demand
 
 
 def argument(option: OptionSpec, alias: bool = False) -> dict[str, Any]:
@@ -328,11 +331,19 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
     ]
 
 
+def gathered(from_workers: list[dict[str, Any]] | None, session: Any, method: str) -> Gathered:
+    """What the xdist workers handed over (on their controller), else this process's session's
+    `method()`, else nothing; computed when called (only where an output asks for it)."""
+    return lambda: from_workers if from_workers is not None else getattr(session, method)() if session else []
+
+
 def write_outputs(
-    options: TrustOptions, report: dict[str, Any], flips: Callable[[], list[dict[str, Any]]], reporter: Any
+    options: TrustOptions, report: dict[str, Any], flips: Gathered, reporter: Any, answers: Gathered = list,
 ) -> bool:
-    """The files a run was asked to write (report, Markdown, plot, flips, CSV rows, lm-eval results
-    files, exported checkpoints); False when one could not be written (said in one line on the terminal)."""
+    """The files a run was asked to write (report, Markdown, plot, flips, every answer, CSV rows, lm-eval
+    results files, exported checkpoints); False when one could not be written (said in one line on the
+    terminal). `flips` and `answers` give the flipped items and the answers file's blocks (answers.py)."""
+    from . import answers as answers_file
     from . import exporting, lm_eval_results, results_csv
     from .errors import TrustError
     from .report import write_flips, write_json_report, write_markdown, write_radar_plot
@@ -342,7 +353,9 @@ def write_outputs(
 
     writers: tuple[tuple[Path | None, Callable[[Path, dict[str, Any]], Any]], ...] = (
         (options.report, write_json_report), (options.markdown, write_markdown), (options.plot, write_radar_plot),
-        (options.flips, sorted_flips), (options.csv, lambda path, report: results_csv.append(path, report) and None),
+        (options.flips, sorted_flips),
+        (options.answers, lambda path, _report: answers_file.assemble(path, answers()) and None),
+        (options.csv, lambda path, report: results_csv.append(path, report) and None),
         (options.lm_eval, lambda folder, report: lm_eval_results.write(folder, report) and None),
         (options.export, lambda folder, report: exporting.export_gated(options, folder, report)),
     )

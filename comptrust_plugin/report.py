@@ -15,6 +15,7 @@ import jsonschema
 from tabulate import tabulate
 
 from . import __version__
+from .answers import flip_view, item_records
 from .data.files import schema
 from .dimensions.agreement import largest_drops
 from .dimensions.result import DimensionResult
@@ -164,21 +165,12 @@ def append_markdown(path: Path, text: str) -> None:
 
 
 def flipped_items(rows: list[ResultRow]) -> list[dict[str, Any]]:
-    """Every item whose normalised answer differs between dense and a compressed config."""
+    """Every item whose normalised answer differs between dense and a compressed config: the
+    answers records' flip view (answers.py), so the two files cannot disagree."""
     flips: list[dict[str, Any]] = []
     for row in sorted(rows, key=lambda r: (r.verdict.dimension, r.verdict.config)):
-        if row.compressed is None:
-            continue
-        before = {o.key: o for o in row.dense.outcomes}
-        for after in row.compressed.outcomes:
-            old = before.get(after.key)
-            if old is not None and old.answer != after.answer:
-                flips.append({
-                    "dimension": row.verdict.dimension, "config": row.verdict.config, "key": after.key,
-                    "dense_answer": old.answer, "compressed_answer": after.answer,
-                    "dense_value": old.value, "compressed_value": after.value,
-                    "dense_output": old.output, "compressed_output": after.output,
-                })
+        if row.compressed is not None:
+            flips.extend(flip_view(item_records(row.verdict.dimension, row.verdict.config, row.dense, row.compressed)))
     return flips
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from . import __version__
+from .answers import AnswerStream, item_records
 from .baseline import BaselineEntry, BaselineStore
 from .decodingtrust.references import REFERENCES
 from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
@@ -53,6 +54,7 @@ class TrustSession:
         self._out_of_memory: dict[str, str] = {}  # config -> the OOM message that stopped it here
         self._folded: set[str] = set()  # dimensions whose system text was folded (said once each)
         self.rows: list[ResultRow] = []
+        self.answers = AnswerStream(user_path(options.answers)) if options.answers is not None else None
 
     @property
     def progress(self) -> Callable[[str, bool], None]:
@@ -320,7 +322,27 @@ class TrustSession:
         self.rows.append(ResultRow(
             verdict, dense_result, comp_result, self.probes(dimension).sha256, seconds, source,
         ))
+        if self.answers is not None:
+            self.answers.write(dimension.NAME, config, self._answer_records(dimension, dense, compressed, verdict))
         return verdict
+
+    def _answer_records(
+        self, dimension: Dimension, dense: ModelHandle, compressed: ModelHandle | None, verdict: Verdict
+    ) -> list[dict[str, Any]]:
+        """The verdict's answers records, with the prompts each model was given (rendered again
+        from the requests: the same text its answers were computed or cached under)."""
+        requests = dimension.build_requests(self.selected(dimension))
+
+        def rendered(handle: ModelHandle) -> dict[str, str]:
+            return {r.key: handle.engine.render(r.messages) for r in requests}
+
+        row = self.rows[-1]
+        return item_records(
+            dimension.NAME, verdict.config, row.dense, row.compressed,
+            labels=getattr(dimension, "LABEL_ANSWERS", False), scorer=dimension.EXTERNAL_SCORER,
+            dense_prompts=rendered(dense), compressed_prompts=rendered(compressed) if compressed else None,
+            with_prompts=self.options.answers_prompts,
+        )
 
     # ------------------------------------------------------------------- reports
     def run_info(self) -> RunInfo:
@@ -365,3 +387,7 @@ class TrustSession:
 
     def flips(self) -> list[dict[str, Any]]:
         return flipped_items(self.rows)
+
+    def answer_blocks(self) -> list[dict[str, Any]]:
+        """Where this process's answers records are (answers.assemble reads them at the end)."""
+        return list(self.answers.blocks) if self.answers is not None else []

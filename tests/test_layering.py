@@ -27,9 +27,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired", "multiplicity"),
-    ("gate", "baseline", "report", "results_csv", "compare", "lm_eval_results", "merge"),
+    ("gate", "baseline", "answers", "report", "results_csv", "compare", "lm_eval_results", "merge"),
     ("shards",),
-    ("options", "preflight", "handles", "session", "exporting"),
+    ("flags", "options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support", "collection"),
 )
 MAX_LINES = 400

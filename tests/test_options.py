@@ -9,7 +9,8 @@ import pytest
 
 from comptrust_plugin import dimensions
 from comptrust_plugin.errors import TrustError
-from comptrust_plugin.options import OPTIONS, TrustOptions, read_options
+from comptrust_plugin.flags import OPTIONS
+from comptrust_plugin.options import TrustOptions, read_options
 from comptrust_plugin.spec import parse_spec
 
 
@@ -45,10 +46,10 @@ def test_every_option_has_an_ini_key_except_the_two_that_run_code() -> None:
 
 
 def test_option_defaults_equal_the_gate_defaults() -> None:
-    from comptrust_plugin import gate, options, paired
+    from comptrust_plugin import flags, gate, paired
 
-    assert options.BOOTSTRAP_DEFAULT == paired.BOOTSTRAP_REPLICATES
-    assert options.REFUSAL_SHIFT_DEFAULT == gate.REFUSAL_SHIFT_FLAG
+    assert flags.BOOTSTRAP_DEFAULT == paired.BOOTSTRAP_REPLICATES
+    assert flags.REFUSAL_SHIFT_DEFAULT == gate.REFUSAL_SHIFT_FLAG
 
 
 def test_defaults_read_as_the_default_options(tmp_path: Path) -> None:

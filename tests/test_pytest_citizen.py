@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from comptrust_plugin import results_csv
-from comptrust_plugin.options import OPTIONS, options_table
+from comptrust_plugin.flags import OPTIONS, options_table
 from comptrust_plugin.pytest_support import config_id, without_option_values
 
 README = Path(__file__).resolve().parents[1] / "README.md"
