@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_calibration_seeds.py [--compress gptq-4,awq-4,wanda-50,sparsegpt-50]
-        [--seeds 3] [--samples 24] [--cache-dir DIR] [--report PATH]
+        [--seeds 3] [--samples 24] [--select EXPR] [--cache-dir DIR] [--report PATH]
 
 Runs the main job on the embedded model with `--trust-calibration-seeds` (each config built with
 calibration seeds 0, 1, 2: different windows of the same calibration text), then prints, per
@@ -10,8 +10,8 @@ dimension and method, each build's score, their range and standard deviation, an
 interval of the gated mean. The items are the same for every build, so the spread is the
 compression's own randomness, not item sampling. A smaller `--samples` cap keeps the run short
 and makes each score coarser (one item is 100 / n points), so read small ranges as "under a few
-items' worth", not as zero. The cache directory keeps the builds and answers: a rerun only
-re-prints.
+items' worth", not as zero. `--select` passes a `-k` expression (some dimensions only). The
+cache directory keeps the builds and answers: a rerun only re-prints.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--samples", default="24")
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "comptrust-bench-seeds"))
+    parser.add_argument("--select", default="", help="a pytest -k expression: some dimensions only")
     parser.add_argument("--report", default="")
     args = parser.parse_args()
     report = Path(args.report or Path(args.cache_dir) / "seeds-report.json")
@@ -41,7 +42,7 @@ def main() -> int:
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--compress={args.compress}",
         f"--trust-calibration-seeds={args.seeds}", f"--trust-samples={args.samples}",
         f"--trust-cache-dir={args.cache_dir}", f"--trust-report={report}", "-W", "ignore",
-    ]
+    ] + (["-k", args.select] if args.select else [])
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=False)
     seconds = time.perf_counter() - start
