@@ -26,6 +26,7 @@ from typing import Any
 
 from .dimensions.result import REFUSAL, DimensionResult, ItemOutcome
 from .errors import TrustError
+from .shared_cache import owner_token
 from .storage import remove_orphans, temp_prefix
 
 # The flips file's fields, in the answers record's own names (a flip is a record with fewer fields).
@@ -123,7 +124,7 @@ class AnswerStream:
         try:
             if self._part is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.{_owner()}.", suffix=".part",
+                fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.{owner_token(_owner())}.", suffix=".part",
                                             dir=self.path.parent)
                 os.close(fd)
                 self._part = Path(name)

@@ -157,6 +157,8 @@ def from_report(path: Path, report: dict[str, Any]) -> Side:
         "model.identity" if model["identity"] else "model.name": _model_lineage(model["name"], model["identity"]),
         "settings.samples": settings["samples"], "settings.seed": settings["seed"],
         "settings.variant": settings["variant"], "settings.dtype": settings["dtype"],
+        # a mean over calibration-seed builds is not one build's score
+        "settings.calibration_seeds": settings.get("calibration_seeds", 1),
     }
     if settings.get("scoring_reference"):
         identity["settings.scoring_reference.commit"] = settings["scoring_reference"]["commit"]

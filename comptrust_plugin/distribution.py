@@ -9,7 +9,7 @@ they loaded each config, and the controller checks the grouping really held.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from .storage import stable_hash
 
@@ -50,12 +50,14 @@ def dist_note(dist: str) -> str | None:
     )
 
 
-def grouping_problems(loads: Mapping[str, Mapping[str, int]]) -> list[str]:
+def grouping_problems(loads: Mapping[str, Mapping[str, int]], reloaded: Collection[str] = ()) -> list[str]:
     """Configs that did not load exactly once on exactly one worker.
 
     `loads` maps worker id -> {config: model loads on that worker}. The dense model is left out:
     every worker that computes dense answers needs it, and its answers are shared through the
     cache under a lock, so several workers loading it is expected, not a grouping failure.
+    `reloaded`: configs that load again on purpose (the builds of a config gated over several
+    calibration seeds, one model at a time): a problem only when on more than one worker.
     """
     by_config: dict[str, dict[str, int]] = {}
     for worker, counts in loads.items():
@@ -65,7 +67,7 @@ def grouping_problems(loads: Mapping[str, Mapping[str, int]]) -> list[str]:
     problems = []
     for config, workers in sorted(by_config.items()):
         total = sum(workers.values())
-        if total > 1:
+        if total > 1 and (config not in reloaded or len(workers) > 1):
             where = ", ".join(f"{w} x{n}" if n > 1 else w for w, n in sorted(workers.items()))
             problems.append(f"{config} loaded {total} times ({where})")
     return problems

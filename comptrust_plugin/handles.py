@@ -12,6 +12,7 @@ since it is part of it; that loads the tokenizer, which rendering the prompts ne
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,12 +108,16 @@ class ModelHandles:
     def artifact_identity(self, spec: CompressionSpec) -> dict[str, Any]:
         """What names a compressed model: model, resolved spec, method versions, calibration, runtime."""
         from .compress.apply import compression_identity
+        from .compress.export_schemes import ct_format
 
         spec = spec.for_device(self.device.type)
-        return {
+        identity = {
             "model": self.model_identity, "spec": spec.identity(),
             **compression_identity(spec), **self.runtime_identity(),
         }
+        if ct_format(spec) is not None:  # stored packed only where compressed-tensors is installed
+            identity["stored"] = "compressed-tensors" if importlib.util.find_spec("compressed_tensors") else "dense"
+        return identity
 
     # ------------------------------------------------------------------- handles
     @property
@@ -152,6 +157,9 @@ class ModelHandles:
             summary = quantization_summary(entry)
             if summary:
                 self.events.append(f"{spec.canonical}: {summary}")
+            from .models.quantized import LOADER_REVISION
+
+            weights["loader"] = LOADER_REVISION  # how its quantized weights are read
         elif spec.is_dense:
             weights = {"model": self.model_identity}
         else:

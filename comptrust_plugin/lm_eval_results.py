@@ -150,6 +150,9 @@ def write(folder: Path, report: dict[str, Any], when: float | None = None) -> li
     written = []
     for name, payload in results_files(report, when).items():
         path = folder / name / f"results_{stamp}.json"
-        atomic_write_json(path, payload)
+        try:
+            atomic_write_json(path, payload)
+        except OSError as exc:
+            raise TrustError(f"--trust-lm-eval={folder}: cannot write {path.name} ({exc.strerror or exc})") from None
         written.append(path)
     return written

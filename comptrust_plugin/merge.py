@@ -7,9 +7,11 @@ hash). Each (config, dimension) may appear in one part only, and the shards of a
 there, each once. Anything else is one line naming the file and the field.
 
 Each part's report was corrected for multiplicity across its own verdicts only; the merge undoes
-that and corrects across the whole family again, so its verdicts are those of one run. Shards
-(`--trust-shard`) already decided each test at the whole run's level (their family counts every
-shard's tests); separate runs each counted their own tests, so their family is the sum.
+that and corrects across the whole family again. Shards (`--trust-shard`) already decided each
+test at the whole run's level (their family counts every shard's tests), so their merge gives the
+verdicts of one run. Separate runs each counted their own tests, so their family is the sum, and
+their merge is at least as strict as one run: the correction only adds FAILs, and a test that
+failed alone at its own run's looser level stays failed (its row keeps that run's `level`).
 """
 
 from __future__ import annotations

@@ -127,6 +127,12 @@ class TrustOptions:
         if not 1 <= self.calibration_seeds <= MAX_CALIBRATION_SEEDS:
             raise TrustError(f"--trust-calibration-seeds={self.calibration_seeds}: use 1..{MAX_CALIBRATION_SEEDS} "
                              "(each seed is one more build and evaluation of every calibrated config)")
+        if self.interval == "bca" and self.calibration_seeds > 1:
+            raise TrustError("--trust-interval=bca: the interval over calibration seeds and items is a percentile "
+                             "one; drop --trust-interval=bca or --trust-calibration-seeds")
+        if self.interval == "bca" and self.gate == "confident" and self.multiplicity != "none":
+            raise TrustError("--trust-interval=bca: the multiplicity correction's p-values come from the percentile "
+                             "bootstrap; add --trust-multiplicity=none to gate on the BCa interval alone")
         if self.interval not in _gate().INTERVAL_METHODS:
             raise TrustError(f"--trust-interval={one_line(str(self.interval))}: choose one of "
                              f"{', '.join(_gate().INTERVAL_METHODS)}")

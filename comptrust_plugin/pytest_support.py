@@ -280,7 +280,9 @@ def write_summary(reporter: Any, report: dict[str, Any], loads: dict[str, dict[s
         )
     if loads is not None:
         reporter.write_line(f"  {distribution.loads_line(loads)}")
-        problems = distribution.grouping_problems(loads)
+        # a config built with several calibration seeds loads its builds in turn, once per dimension
+        rebuilt = {b["config"] for r in report["results"] if r.get("seeds") for b in r["seeds"]["builds"]}
+        problems = distribution.grouping_problems(loads, reloaded=rebuilt)
         message = distribution.grouping_message(problems, dist)
         if message:
             reporter.write_line(message, yellow=True)

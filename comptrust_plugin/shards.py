@@ -16,7 +16,7 @@ How tests are shared out:
 - Units go heaviest first to the lightest shard so far (ties: the lower shard), over a list
   sorted by weight then name. Nothing depends on the process: no hash seed, no collection order.
 
-Pure: names and numbers in, sets out; the pytest side (items, deselection) is in pytest_support.
+Pure: names and numbers in, sets out; the pytest side (items, deselection) is in collection.py.
 """
 
 from __future__ import annotations

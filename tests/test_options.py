@@ -102,6 +102,10 @@ def test_tolerance_names_come_from_the_registry() -> None:
         (TrustOptions(update_baseline=True), "--trust-update-baseline needs --trust-baseline=PATH"),
         (TrustOptions(batch_tokens=8), "--trust-batch-tokens=8: use at least 64"),
         (TrustOptions(interval="bootstrap-t"), "--trust-interval=bootstrap-t: choose one of percentile, bca"),
+        (TrustOptions(calibration_seeds=0), r"--trust-calibration-seeds=0: use 1\.\.10"),
+        (TrustOptions(interval="bca", calibration_seeds=3), "bca: the interval over calibration seeds"),
+        (TrustOptions(interval="bca", gate="confident"), "add --trust-multiplicity=none to gate on the BCa interval"),
+        (TrustOptions(multiplicity="bonferroni"), "--trust-multiplicity=bonferroni: choose one of holm, bh, none"),
     ],
 )
 def test_validate_refuses_in_one_line(options: TrustOptions, message: str) -> None:

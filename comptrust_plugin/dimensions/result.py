@@ -66,16 +66,18 @@ class DimensionResult:
     @classmethod
     def mean_of(cls, builds: Sequence[DimensionResult]) -> DimensionResult:
         """One config built with several calibration seeds, as one result: the mean score, sub-scores
-        and rates over the builds; n and the per-item outcomes (answers, flips) are the first build's."""
+        (each over the builds that have it) and rates over the builds; n and the per-item outcomes
+        (answers, flips) are the first build's."""
         first = builds[0]
 
         def mean(values: Iterable[float]) -> float:
             listed = list(values)
             return sum(listed) / len(listed)
 
+        keys = list(dict.fromkeys(k for b in builds for k in b.subscores))
         return cls(
             first.dimension, first.variant, mean(b.score for b in builds),
-            {k: mean(b.subscores.get(k, 0.0) for b in builds) for k in first.subscores}, first.n,
+            {k: mean(b.subscores[k] for b in builds if k in b.subscores) for k in keys}, first.n,
             mean(b.refusal_rate for b in builds), mean(b.unparsed_rate for b in builds), first.outcomes,
         )
 

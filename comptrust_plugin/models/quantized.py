@@ -17,6 +17,9 @@ from ..errors import TrustError
 from .packed_int import PACKED_METHODS, PackedFormat, dense_state, packed_format
 from .registry import require_quantization_packages
 
+# Enters a hub checkpoint's identity: bumped whenever how its quantized weights are read changes
+# (2: GPTQ / AWQ by packed_int, compressed-tensors activations through its own forward).
+LOADER_REVISION = 2
 
 def checkpoint_quantization(name: str, source: str, kwargs: dict[str, Any], dequantize: bool = False) -> dict[str, Any]:
     """from_pretrained arguments for a quantized checkpoint (a folder, or a hub id whose config is
