@@ -46,7 +46,8 @@ def first_difference(stored: Any, current: Any, path: str = "") -> str | None:
     return None if stored == current else (path or "(value)")
 
 
-def _value_at(identity: Any, dotted: str) -> Any:
+def value_at(identity: Any, dotted: str) -> Any:
+    """The value at a dotted path (as first_difference names it), or "(absent)"."""
     for part in dotted.split("."):
         if not isinstance(identity, dict) or part not in identity:
             return "(absent)"
@@ -83,7 +84,7 @@ class BaselineStore:
         field = first_difference(stored, current) or "(value)"
         return TrustError(
             f"baseline {self.path} was made with a different {what}: {field} is "
-            f"{_value_at(stored, field)!r} there, {_value_at(current, field)!r} in this run; "
+            f"{value_at(stored, field)!r} there, {value_at(current, field)!r} in this run; "
             "run with matching options, or pass --trust-update-baseline to replace it"
         )
 

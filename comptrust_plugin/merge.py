@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from .baseline import first_difference
+from .baseline import first_difference, value_at
 from .data.files import schema
 from .errors import TrustError
 from .multiplicity import correct_report, single_level, uncorrected
@@ -45,14 +45,6 @@ def load(path: Path) -> dict[str, Any]:
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise TrustError(f"{path}: not a comptrust report (at {where}: {exc.message})") from None
-    return data
-
-
-def _value_at(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return "(absent)"
-        data = data[part]
     return data
 
 
@@ -104,8 +96,8 @@ def check(parts: list[tuple[str, dict[str, Any]]]) -> bool:
         field = first_difference(reference, _identity(report, sharded))
         if field:
             raise TrustError(f"{name} cannot be merged with {first_name}: {field} is "
-                             f"{_value_at(_identity(report, sharded), field)!r} there, "
-                             f"{_value_at(reference, field)!r} in {first_name}")
+                             f"{value_at(_identity(report, sharded), field)!r} there, "
+                             f"{value_at(reference, field)!r} in {first_name}")
     dense: dict[str, tuple[str, dict[str, Any]]] = {}
     owner: dict[tuple[str, str], str] = {}
     for name, report in parts:

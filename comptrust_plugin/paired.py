@@ -101,7 +101,7 @@ def paired_bootstrap(
         low=_quantile(deltas, low_q), high=_quantile(deltas, high_q), level=level,
         replicates=replicates, se=_spread(deltas), units=len(units), method=used,
         se_dense=_spread(sides[0]), se_compressed=_spread(sides[1]),
-        p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
+        p_worse=_p_worse(deltas, threshold),
     )
 
 
@@ -139,9 +139,16 @@ def seeded_bootstrap(
         low=_quantile(deltas, tail), high=_quantile(deltas, 1.0 - tail), level=level,
         replicates=replicates, se=_spread(deltas), units=len(units), method="percentile",
         se_dense=_spread(sides[0]), se_compressed=_spread(sides[1]),
-        p_worse=None if threshold is None else (1 + sum(d >= threshold for d in deltas)) / (1 + replicates),
+        p_worse=_p_worse(deltas, threshold),
         seeds=len(afters),
     )
+
+
+def _p_worse(deltas: list[float], threshold: float | None) -> float | None:
+    """Share of replicate deltas at or above `threshold`, one added to both counts (never 0)."""
+    if threshold is None:
+        return None
+    return (1 + sum(d >= threshold for d in deltas)) / (1 + len(deltas))
 
 
 def _grouped(outcomes: Sequence[ItemOutcome], unit: Callable[[str], str]) -> dict[str, list[ItemOutcome]]:

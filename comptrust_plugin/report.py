@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,10 +339,8 @@ def _seeds_json(seeds: tuple[tuple[str, float], ...]) -> dict[str, Any] | None:
     if len(seeds) < 2:
         return None
     scores = [score for _, score in seeds]
-    mean = sum(scores) / len(scores)
-    sd = (sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) ** 0.5
     return {"builds": [{"config": c, "score": s} for c, s in seeds], "min": min(scores), "max": max(scores),
-            "sd": sd}
+            "sd": statistics.stdev(scores)}
 
 
 def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:

@@ -294,9 +294,9 @@ class TrustSession:
         """Evaluate dense (or read it from the baseline) and compressed on one dimension,
         gate, and record the row."""
         dense_result, note = self.dense_result(dimension, dense)
-        builds = [self.evaluate(dimension, compressed)] if compressed else []
-        if compressed:
-            builds += [self._build_result(dimension, handle) for handle in self.seed_builds(compressed)]
+        handles = [compressed, *self.seed_builds(compressed)] if compressed else []
+        builds = [self.evaluate(dimension, handle) if k == 0 else self._build_result(dimension, handle)
+                  for k, handle in enumerate(handles)]
         comp_result = DimensionResult.mean_of(builds) if builds else None
         agreement = compare_answers(dense_result, builds[0]) if builds else None
         interval = self.interval(dimension, dense_result, builds) if builds else None
@@ -309,8 +309,7 @@ class TrustSession:
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
             family=self.options.family, level=self.level if comp_result else None,
         )
-        if compressed and len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
-            handles = [compressed, *self.seed_builds(compressed)]
+        if len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
             seeds = tuple((handle.config, build.score) for handle, build in zip(handles, builds))
             verdict = replace(verdict, mcnemar=None, seeds=seeds)
         if note:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from comptrust_plugin.errors import TrustError
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
 from . import tiny_models
-from .tiny_models import CharTokenizer
+from .tiny_models import CharTokenizer, one_thread  # noqa: F401 (one_thread: autouse)
 
 HIDDEN = 80
 GROUP = 32
@@ -44,15 +43,6 @@ def spec_for(text: str) -> CompressionSpec:
         spec = replace(spec, group_size=GROUP)
     return replace(spec, n_samples=8, seqlen=64)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and on a shared 2-core machine two OpenMP
-    threads per op made these tests 10-30x slower; the embedded test restores the default."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 AWQ_SCALES: dict[str, dict[tuple[int, str], torch.Tensor]] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,19 +20,12 @@ from comptrust_plugin.compress.store import load_grids, save_grids
 from comptrust_plugin.errors import TrustError
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
-from .tiny_models import CharTokenizer, tiny_llama
+from .tiny_models import CharTokenizer, one_thread, tiny_llama  # noqa: F401 (one_thread: autouse)
 
 
 def spec_for(text: str) -> CompressionSpec:
     return replace(parse_spec(text), n_samples=8, seqlen=64)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def load_exported(folder: Path, dtype: torch.dtype = torch.float32) -> nn.Module:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,17 +27,10 @@ from comptrust_plugin.errors import TrustError
 from comptrust_plugin.models.quantized import checkpoint_quantization
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
-from .tiny_models import CharTokenizer, tiny_llama
+from .tiny_models import CharTokenizer, one_thread, tiny_llama  # noqa: F401 (one_thread: autouse)
 
 Q_PROJ = "model.layers.0.self_attn.q_proj"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def spec_for(text: str) -> CompressionSpec:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
 from torch import nn
 
 from comptrust_plugin.compress.layers import find_blocks
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors gain nothing from threads, and on a shared 2-core machine two OpenMP
+    threads per op made these tests 10-30x slower; the embedded test restores the default."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 class CharTokenizer:
