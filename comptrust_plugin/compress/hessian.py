@@ -39,7 +39,8 @@ SINK_WEIGHT = 128.0  # weight of each calibration window's first token in H (see
 DAMP_RETRIES = 3
 
 # solve(stacked float32 weight, its Hessian, row slice of each Linear)
-#   -> (new weight, damp used, the grid of the new weight's rows or None when not quantized)
+#   -> (new weight, damp used, the grid of the new weight's rows or None when not quantized);
+# the solve owns both tensors (solve_stacked makes them for it) and may overwrite them.
 StackedSolve = Callable[[torch.Tensor, torch.Tensor, list[tuple[int, int]]], tuple[torch.Tensor, float, "Grid | None"]]
 
 
@@ -100,11 +101,13 @@ class HessianAccumulator:
         return full.mul_(2.0 / max(self.tokens, 1))
 
 
-def prepare_hessian(weight: torch.Tensor, hessian: torch.Tensor) -> torch.Tensor:
+def prepare_hessian(weight: torch.Tensor, hessian: torch.Tensor, copy: bool = True) -> torch.Tensor:
     """Dead inputs (never non-zero in calibration) get H_ii = 1 and their weights zeroed, as in
     the references: they cannot affect the calibration outputs, and a zero diagonal would make
-    H singular. Modifies `weight` in place; returns the fixed copy of H."""
-    hessian = hessian.clone()
+    H singular. Modifies `weight` in place; returns the fixed copy of H (H itself, fixed in
+    place, when not `copy`)."""
+    if copy:
+        hessian = hessian.clone()
     dead = torch.diag(hessian) == 0
     hessian[dead, dead] = 1
     weight[:, dead] = 0
@@ -118,14 +121,18 @@ def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Te
     few calibration tokens or strongly correlated inputs).
     """
     mean_diag = torch.diag(hessian).mean()
-    eye = torch.eye(hessian.shape[0], device=hessian.device, dtype=hessian.dtype)
     current = damp
+    # At most two in_features² matrices besides H are alive at once (70B's down_proj: 3.3 GB each).
     for _ in range(DAMP_RETRIES + 1):
-        damped = hessian + (current * mean_diag) * eye
+        damped = hessian.clone()
+        damped.diagonal().add_(current * mean_diag)
         lower, info = torch.linalg.cholesky_ex(damped)
+        del damped
         if int(info) == 0:
             inverse = torch.cholesky_inverse(lower)
+            del lower
             upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+            del inverse
             if int(info) == 0:
                 return upper, current
         current *= 10
@@ -144,7 +151,8 @@ def lazy_sweep(
     lazy, as in the references: within a block of `block` columns they are applied at once
     only inside a sub-block of SUB_COLUMNS columns, the rest of the block gets one product per
     sub-block, and later blocks one product per block (same maths, fewer passes over memory).
-    The sweep runs on the transposed weight so that a column is one contiguous row.
+    The sweep runs on the transposed weight so that a column is one contiguous row, and writes
+    each column's new values over its row once its error is taken (no second weight-sized buffer).
 
     `windows` maps a column to a width: on reaching that column, `look(column, view)` sees
     the (width x rows) transposed view of the columns from there, with every update from the
@@ -152,7 +160,6 @@ def lazy_sweep(
     GPTQ's groups, SparseGPT's mask choice). Consumes `weight`.
     """
     wt = weight.T.contiguous()
-    out = torch.empty_like(wt)
     cols = wt.shape[0]
     for b1 in range(0, cols, block):
         b2 = min(b1 + block, cols)
@@ -165,15 +172,15 @@ def lazy_sweep(
                     look(column, wt[column : column + windows[column]])
                 w = w_block[i]
                 q = target(column, w)
-                out[column] = q
                 err = torch.sub(w, q, out=errors[i]).div_(h_block[i, i])
+                w.copy_(q)  # later updates touch later columns only
                 if i + 1 < s2:
                     w_block[i + 1 : s2].addr_(h_block[i, i + 1 : s2], err, alpha=-1.0)
             if s2 < b2 - b1:
                 w_block[s2:].addmm_(h_block[s1:s2, s2:].T, errors[s1:s2], alpha=-1.0)
         if b2 < cols:
             wt[b2:].addmm_(hinv[b1:b2, b2:].T, errors, alpha=-1.0)
-    return out.T
+    return wt.T
 
 
 def _sub_blocks(b1: int, b2: int, windows: dict[int, int]) -> list[tuple[int, int]]:
@@ -224,7 +231,8 @@ def solve_stacked(step: BlockStep, damp: float, solve: StackedSolve, sink: float
             slices.append((offset, offset + linear.weight.shape[0]))
             offset += linear.weight.shape[0]
         stacked = torch.cat([lin.weight.data.float() for lin in linears])
-        solved, used, grid = solve(stacked, hessians[group].hessian(), slices)
+        # each accumulator is dropped once its Hessian is made: one in_features² sum alive, not four
+        solved, used, grid = solve(stacked, hessians.pop(group).hessian(), slices)
         used_max = max(used_max, used)
         write_stacked(linears, solved)
         if grid is not None:

@@ -37,16 +37,18 @@ from .runner import BlockStep
 def sparsegpt_prune(
     weight: torch.Tensor, hessian: torch.Tensor, sparsity: float | None = None,
     n_m: tuple[int, int] | None = None, damp: float = 0.01,
-    row_slices: list[tuple[int, int]] | None = None,
+    row_slices: list[tuple[int, int]] | None = None, owned: bool = False,
 ) -> tuple[torch.Tensor, float]:
     """SparseGPT of one (rows x cols) float32 weight; returns (pruned weight, damp used).
 
     `row_slices` marks the Linears stacked in `weight` so each gets its own unstructured mask.
+    `owned`: the float32 weight and Hessian are the caller's to lose (overwritten, not copied).
     """
-    weight = weight.clone().float()
+    weight = weight.float() if owned else weight.clone().float()
     rows, cols = weight.shape
-    hessian = prepare_hessian(weight, hessian.float())
+    hessian = prepare_hessian(weight, hessian.float(), copy=not owned)
     hinv, used = inverse_hessian_factor(hessian, damp)
+    del hessian  # only its inverse factor is needed from here on
     slices = row_slices or [(0, rows)]
     hinv_diag = torch.diag(hinv)
     # Pruned positions, transposed (cols x rows) like the sweep's weight.
@@ -93,7 +95,7 @@ class SparseGPTCompressor:
         return solve_stacked(
             step, self.damp,
             lambda stacked, hessian, slices: (
-                *sparsegpt_prune(stacked, hessian, self.sparsity, self.n_m, self.damp, slices), None
+                *sparsegpt_prune(stacked, hessian, self.sparsity, self.n_m, self.damp, slices, owned=True), None
             ),
             self.sink,
         )
