@@ -190,6 +190,11 @@ class ModelHandles:
             self._tokenizers[entry.name] = load_tokenizer(entry, self.cache_dir, self.options.trust_remote_code)
         return self._tokenizers[entry.name]
 
+    def continuation_tokens(self, texts: Sequence[str]) -> int:
+        """How many tokens `texts` take as continuations (no special tokens), by the model's tokenizer."""
+        tokenizer = self._tokenizer(self.entry)
+        return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+
     def chat_format(self, entry: ModelEntry) -> ChatFormat:
         """The format `entry`'s prompts are rendered with: its chosen layout, and for a template
         whether it rejects a system role (probed once per tokenizer, see `chat.probe_template`)."""
@@ -278,11 +283,13 @@ class ModelHandles:
             tokenizer_object=self._tokenizer(entry), add_special_tokens=entry.chat_format.adds_special_tokens,
         )
 
-    def _load(self, entry: ModelEntry, weights_dir: Path | None = None) -> LoadedModel:
+    def _load(
+        self, entry: ModelEntry, weights_dir: Path | None = None, device: torch.device | None = None
+    ) -> LoadedModel:
         from .models.loading import load_model
 
         loaded = load_model(
-            entry, self.cache_dir, self.device, self.dtype, trust_remote_code=self.options.trust_remote_code,
+            entry, self.cache_dir, device or self.device, self.dtype, trust_remote_code=self.options.trust_remote_code,
             weights_dir=weights_dir, allow_pickle=self.options.allow_pickle,
         )
         if loaded.note:
@@ -329,19 +336,28 @@ class ModelHandles:
     ) -> tuple[Path, LoadedModel | None]:
         """The folder of a compressed model, built once under the store's lock, and the model
         this call built (None when another process or an earlier run had built it)."""
+        import torch
+
         from .compress.apply import compress_model
         from .compress.export import save_weights
         from .compress.store import ArtifactStore, save_grids
 
         built: list[LoadedModel] = []
 
+        # On an accelerator a calibrated method keeps the weights in host memory and compresses one
+        # block at a time there (peak accelerator memory: one block); the run then loads the stored
+        # folder onto its device(s) like any checkpoint.
+        on_host = self.device.type != "cpu" and spec.is_calibrated
+
         def build(tmp: Path) -> None:
-            loaded = self._load(entry)
-            stats = compress_model(loaded.model, spec, loaded.tokenizer)
+            loaded = self._load(entry, device=torch.device("cpu") if on_host else None)
+            stats = compress_model(loaded.model, spec, loaded.tokenizer, accelerator=self.device if on_host else None)
             form = save_weights(loaded.model, spec, stats.grids, tmp)
             save_grids(tmp, stats.grids)
-            built.append(loaded)
-            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s ({verb}, {form})")
+            where = f", weights on the host, one block at a time on {self.device}" if on_host else ""
+            if not on_host:
+                built.append(loaded)
+            self.events.append(f"compressed {spec.canonical} in {stats.seconds:.1f}s ({verb}, {form}{where})")
 
         path, _ = ArtifactStore(self.cache_dir).get_or_build(self.artifact_identity(spec), build)
         return path, built[0] if built else None

@@ -329,6 +329,7 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
         ("refusal_shift", number(verdict.refusal_shift)),
         ("flip_rate", number(agreement.flip_rate if agreement else None)),
         ("kappa", number(agreement.kappa if agreement else None)),
+        ("heldout_perplexity_ratio", number(verdict.heldout.ratio if verdict.heldout else None)),
         ("answers_computed", computed), ("answers_cached", cached),
     ]
 

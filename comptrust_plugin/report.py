@@ -357,6 +357,7 @@ def build_report(info: RunInfo, rows: list[ResultRow]) -> dict[str, Any]:
             "mcnemar": None if v.mcnemar is None else asdict(v.mcnemar),
             "interval": _interval_json(v.interval), "reason": v.reason, "dense_source": row.dense_source,
             "level": v.level, "family": v.family, "seeds": _seeds_json(v.seeds),
+            "heldout_perplexity": v.heldout.to_json() if v.heldout else None,
             "refusal_shift": v.refusal_shift, "refusal_flag": v.refusal_flag,
             "flip_rate": agreement.flip_rate if agreement else None,
             "flips": agreement.flips if agreement else None,

@@ -18,6 +18,8 @@ from typing import Any
 from . import __version__
 from .answers import AnswerStream, item_records
 from .baseline import BaselineEntry, BaselineStore
+from .capability import HeldOutChecks
+from .capability import requests as capability_requests
 from .decodingtrust.references import REFERENCES
 from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
 from .dimensions import Dimension
@@ -53,6 +55,7 @@ class TrustSession:
         self._baseline: BaselineStore | None = None
         self._out_of_memory: dict[str, str] = {}  # config -> the OOM message that stopped it here
         self._folded: set[str] = set()  # dimensions whose system text was folded (said once each)
+        self.heldout = HeldOutChecks(self.handles.continuation_tokens, self.handles.events, self.cache_dir / "locks")
         self.rows: list[ResultRow] = []
         self.answers = AnswerStream(user_path(options.answers)) if options.answers is not None else None
 
@@ -234,6 +237,7 @@ class TrustSession:
         else:
             verb = "updated"
         result = self.evaluate(dimension, dense)
+        dense.engine.loglikelihood(capability_requests())  # cached here for runs gated against this baseline
         store.save(dimension.NAME, BaselineEntry(identity, result), replace_all=self.options.update_baseline)
         self.events.append(f"baseline {verb}: {store.path} ({dimension.NAME})")
         return result, f"baseline {verb}: {store.path} ({dimension.NAME}); review and commit it, then rerun"
@@ -302,12 +306,15 @@ class TrustSession:
         interval = self.interval(dimension, dense_result, builds) if builds else None
         config = compressed.config if compressed else "dense"
         limit = self.options.tolerance.for_dimension(dimension.NAME)
+        gained = comp_result is not None and comp_result.score >= dense_result.score
+        # did it keep its language? (against a baseline the dense model is never loaded for this)
+        heldout = self.heldout.get(dense.engine, handles[0], self.baseline is not None) if gained else None
         verdict = gate(
             dense_result, comp_result, config, limit.points(dense_result.score),
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
             rule=str(limit), floor=self.options.floors.get(dimension.NAME),
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
-            family=self.options.family, level=self.level if comp_result else None,
+            family=self.options.family, level=self.level if comp_result else None, heldout=heldout,
         )
         if len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
             seeds = tuple((handle.config, build.score) for handle, build in zip(handles, builds))

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("compress.*", "engine.*", "scorers.*"),
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
-    ("paired", "multiplicity"),
+    ("paired", "multiplicity", "capability"),
     ("gate", "baseline", "answers", "report", "results_csv", "compare", "lm_eval_results", "merge"),
     ("shards",),
     ("flags", "options", "preflight", "handles", "session", "exporting"),

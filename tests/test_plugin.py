@@ -194,7 +194,7 @@ def test_xdist_modes_give_one_table_and_identical_results(
         ("hub:" + str(says_not_wrong_model), "FAIL", "-50.0"), ("mag-50", "no evidence", "0.0"),
     ]
     if mode == ["-n", "2"]:  # a worker's terminal is not shown: the controller says what each trust test computed
-        result.stdout.fnmatch_lines(["comptrust: [[]gw?[]] *test_machine_ethics[[]mag-50[]]*: * answers computed, *"])
+        result.stdout.fnmatch_lines(["*comptrust: [[]gw?[]] *test_machine_ethics[[]mag-50[]]*: * answers computed, *"])
     if mode == ["-n", "2"]:  # one xdist group per config: each config loaded on one worker, once
         loads = re.search(r"workers: (.*)", result.stdout.str())
         assert loads is not None and "grouping did not take effect" not in result.stdout.str()

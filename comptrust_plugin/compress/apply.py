@@ -88,11 +88,15 @@ def make_compressor(spec: CompressionSpec) -> BlockCompressor:
 
 
 @torch.no_grad()
-def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = None) -> CompressionStats:
+def compress_model(
+    model: nn.Module, spec: CompressionSpec, tokenizer: object = None, accelerator: torch.device | None = None,
+) -> CompressionStats:
     """Compress every Linear of every decoder block of `model` in place.
 
     `tokenizer` is needed by calibrated methods to tokenize their calibration text. Weights only:
     a spec that quantizes activations too needs `quantize_activations` on the model that runs.
+    `accelerator`: where a calibrated method compresses each block of a model kept on the host
+    (runner.py); None: where the model is.
     """
     method_version(spec)
     start = time.perf_counter()
@@ -103,7 +107,9 @@ def compress_model(model: nn.Module, spec: CompressionSpec, tokenizer: object = 
         from .calibration import calibration_windows
         from .runner import run_layerwise
 
-        run = run_layerwise(model, calibration_windows(spec, tokenizer), make_compressor(spec))
+        run = run_layerwise(
+            model, calibration_windows(spec, tokenizer), make_compressor(spec), accelerator=accelerator
+        )
         extra = {**run.extra, "calibration_tokens": float(run.samples * run.seqlen)}
         grids = run.grids
     else:

@@ -24,6 +24,12 @@ class Grid:
     scale: torch.Tensor
     zero: torch.Tensor
 
+    def to(self, device: torch.device) -> Grid:
+        """The same grid with its tensors on `device` (itself when they are there already)."""
+        if self.scale.device == device:
+            return self
+        return Grid(self.bits, self.group_size, self.scale.to(device), self.zero.to(device))
+
     def rows(self, start: int, end: int) -> Grid:
         """The grid of rows start..end (one Linear of several quantized stacked)."""
         return Grid(self.bits, self.group_size, self.scale[start:end].contiguous(), self.zero[start:end].contiguous())

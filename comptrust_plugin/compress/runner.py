@@ -6,6 +6,13 @@ the method hooks the Linears, runs the calibration activations through it, and c
 the runner then re-runs the *compressed* block so its outputs become the next block's inputs.
 Only one block's inputs and outputs are alive at a time.
 
+Weights on the host, one block on the accelerator (`accelerator`): the model stays where it was
+loaded (CPU memory, a 70B model included); the embeddings run there, then the calibration
+activations move to the accelerator and each block visits it in turn: moved there, compressed,
+re-run, moved back. Peak accelerator memory is one block, its calibration activations and the
+method's statistics, whatever the depth. Without `accelerator` the blocks stay on the model's
+device (the same steps, nothing moves).
+
 Blocks of transformers 5.x take their attention mask and rotary position embeddings as
 keyword arguments, and Gemma-3 gives different ones to sliding and full attention layers, so
 the keyword arguments of *every* block are captured once (a forward pre-hook with kwargs on a
@@ -88,14 +95,16 @@ def _unwrap(output: Any) -> torch.Tensor:
     return output
 
 
-def _to_dtype(value: Any, dtype: torch.dtype) -> Any:
-    """Floating tensors (rotary cos/sin, additive masks) to `dtype`, recursively; others as they are."""
+def _moved(value: Any, dtype: torch.dtype, device: torch.device | None = None) -> Any:
+    """Floating tensors (rotary cos/sin, additive masks) to `dtype`, every tensor to `device`
+    (when given), recursively; other values as they are."""
     if isinstance(value, torch.Tensor):
+        value = value.to(device) if device is not None else value
         return value.to(dtype) if value.is_floating_point() else value
     if isinstance(value, tuple | list):
-        return type(value)(_to_dtype(v, dtype) for v in value)
+        return type(value)(_moved(v, dtype, device) for v in value)
     if isinstance(value, dict):
-        return {k: _to_dtype(v, dtype) for k, v in value.items()}
+        return {k: _moved(v, dtype, device) for k, v in value.items()}
     return value
 
 
@@ -276,10 +285,13 @@ def capture_block_inputs(
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             kept = {k: v for k, v in kwargs.items() if k != "hidden_states"}
             kept["use_cache"] = False
-            block_kwargs[index] = _to_dtype(kept, dtype)
+            block_kwargs[index] = _moved(kept, dtype)
             if index == len(blocks) - 1:
                 raise _StopForward
         return hook
+
+    def skip(hidden_states: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return hidden_states  # a block's own kwargs do not depend on what earlier blocks computed
 
     def forward(ids: torch.Tensor) -> None:
         try:
@@ -292,9 +304,13 @@ def capture_block_inputs(
     handles = [
         blk.register_forward_pre_hook(grab_kwargs(i), with_kwargs=True) for i, blk in enumerate(blocks)
     ]
+    for blk in blocks:  # skipped while their kwargs are read: no block runs where the weights are kept
+        blk.forward = skip
     try:
         forward(input_ids[:1])  # one window: per-block kwargs (same for all windows)
     finally:
+        for blk in blocks:
+            del blk.forward
         for handle in handles:
             handle.remove()
     if any(k is None for k in block_kwargs):
@@ -315,11 +331,14 @@ def run_layerwise(
     input_ids: torch.Tensor,
     compressor: BlockCompressor,
     on_block: Callable[[int, int], None] | None = None,
+    accelerator: torch.device | None = None,
 ) -> RunStats:
     """Compress every decoder block of `model` in place with `compressor`, block by block.
 
-    `input_ids`: (samples, seqlen) calibration windows. Raises TrustError for a model whose
-    blocks cannot be found or driven (never a silent partial compression).
+    `input_ids`: (samples, seqlen) calibration windows. `accelerator`: where each block is
+    compressed (None: where it is); every block goes back to its own device afterwards. Raises
+    TrustError for a model whose blocks cannot be found or driven (never a silent partial
+    compression).
     """
     start = time.perf_counter()
     blocks = find_blocks(model)
@@ -332,18 +351,21 @@ def run_layerwise(
     grids: dict[str, Grid] = {}
     try:
         inputs, kwargs = capture_block_inputs(model, blocks, input_ids, batch_size, compute)
+        if accelerator is not None:
+            inputs, kwargs = inputs.to(accelerator), _moved(kwargs, compute, accelerator)
         extra: dict[str, float] = {}
         for index, block in enumerate(blocks):
-            dtype = next(block.parameters()).dtype
-            block.to(compute)
+            first = next(block.parameters())
+            dtype, home = first.dtype, first.device
+            block.to(device=accelerator or home, dtype=compute)
             step = BlockStep(index, block, inputs, kwargs[index], batch_size, dtype)
             for key, value in compressor.compress_block(step).items():
                 extra[key] = max(extra.get(key, value), value)
-            grids.update({f"{prefix}.{index}.{name}": grid for name, grid in step.grids.items()})
+            grids.update({f"{prefix}.{index}.{name}": grid.to(home) for name, grid in step.grids.items()})
             if dtype != compute:
                 block.to(dtype).to(compute)  # the re-run must see the stored (rounded) weights
             inputs = step.outputs()
-            block.to(dtype)
+            block.to(device=home, dtype=dtype)
             del step
             if on_block is not None:
                 on_block(index, len(blocks))

@@ -127,7 +127,11 @@ class CachedEngine:
         self.stats.seconds += time.perf_counter() - start
         return results
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> dict[str, tuple[float, bool]]:
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], cached_only: bool = False
+    ) -> dict[str, tuple[float, bool]]:
+        """(log-probability, greedy) of each request's continuation, by request key; with
+        `cached_only`, only those the cache holds (no model is loaded)."""
         start = time.perf_counter()
         contexts = [self.render(r.messages) for r in requests]
         keys = [
@@ -144,7 +148,7 @@ class CachedEngine:
             else:
                 todo.append(index)
         self.stats.hits += len(requests) - len(todo)
-        if todo:
+        if todo and not cached_only:
             stored: list[tuple[str, Any]] = []
 
             def on_done(local: int, value: tuple[float, bool]) -> None:
