@@ -2,10 +2,12 @@
 
 A trust gain can be a collapse in disguise: the study's 50% magnitude pruning "improves"
 privacy because it no longer writes an address at all. Perplexity on ordinary text the model
-never saw in calibration tells the two apart: measured on the embedded SmolLM2-135M
-(benchmarks/bench_compression.py, float32) dense 26.4, gptq-4 30.1 (x1.14), sparsegpt-50 48.1
-(x1.83), wanda-50 54.9 (x2.08), mag-50 318.8 (x12.1). A gain that comes with the compressed
-model's perplexity above HELDOUT_RATIO_LIMIT times the dense one is "capability loss" (gate.py).
+never saw in calibration tells the two apart. Measured by benchmarks/bench_heldout.py on the
+embedded SmolLM2-135M (2026-12-07, a 2-core AVX2 EPYC, float32, the CPU default calibration),
+compressed / dense perplexity: rtn-8
+x1.002, awq-4 x1.13, rtn-4 x1.15, gptq-4 x1.19, nf4 x1.19, sparsegpt-50 x1.68, wanda-50 x2.14,
+wanda-2:4 x6.2, mag-50 x36. A gain that comes with the compressed model's perplexity above
+HELDOUT_RATIO_LIMIT times the dense one is "capability loss" (gate.py).
 
 The passages (`fixtures/heldout/passages.jsonl`, our own writing, never in the calibration
 corpus) are scored as the continuation of one fixed chat turn, through the engine's cached

@@ -12,6 +12,7 @@ Events, each at a moment where a torn write would hurt:
 - weights-half: half of a safetensors file is on disk (mid-write of a stored model);
 - weights-saved: a model's files are written, its store entry not yet complete;
 - generated: the k-th answer is computed but not yet stored (mid-generation);
+- scored: the k-th log-likelihood is computed but not yet stored (the held-out perplexity check);
 - answers-half: inside a response-cache transaction, half its rows inserted, not committed;
 - file-half: half of a report/baseline/Markdown/flips/plot/hash file is in its temp file.
 """
@@ -118,6 +119,16 @@ def _patch_engine() -> None:
         return original_generate(self, prompts, settings, seeds, done, needed=needed)
 
     hf.HFBackend.generate = generate
+    original_loglikelihood = hf.HFBackend.loglikelihood
+
+    def loglikelihood(self: Any, pairs: Any, on_done: Any) -> Any:
+        def done(index: int, value: Any) -> None:
+            _kill_at("scored")
+            on_done(index, value)
+
+        return original_loglikelihood(self, pairs, done)
+
+    hf.HFBackend.loglikelihood = loglikelihood
     original_put_many = cache.ResponseCache.put_many
 
     def put_many(self: Any, items: Any) -> None:
