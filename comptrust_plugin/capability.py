@@ -4,10 +4,10 @@ A trust gain can be a collapse in disguise: the study's 50% magnitude pruning "i
 privacy because it no longer writes an address at all. Perplexity on ordinary text the model
 never saw in calibration tells the two apart. Measured by benchmarks/bench_heldout.py on the
 embedded SmolLM2-135M (2026-12-07, a 2-core AVX2 EPYC, float32, the CPU default calibration),
-compressed / dense perplexity: rtn-8
-x1.002, awq-4 x1.13, rtn-4 x1.15, gptq-4 x1.19, nf4 x1.19, sparsegpt-50 x1.68, wanda-50 x2.14,
-wanda-2:4 x6.2, mag-50 x36. A gain that comes with the compressed model's perplexity above
-HELDOUT_RATIO_LIMIT times the dense one is "capability loss" (gate.py).
+compressed / dense perplexity: rtn-8 x1.002, awq-4 x1.13, rtn-4 x1.15, gptq-4 x1.19, nf4 x1.19,
+sparsegpt-50 x1.68, wanda-50 x2.14, wanda-2:4 x6.2, mag-50 x36. A gain that comes with the
+compressed model's perplexity above HELDOUT_RATIO_LIMIT times the dense one is "capability loss"
+(gate.py).
 
 The passages (`fixtures/heldout/passages.jsonl`, our own writing, never in the calibration
 corpus) are scored as the continuation of one fixed chat turn, through the engine's cached
@@ -70,7 +70,6 @@ def perplexity(logprobs: dict[str, tuple[float, bool]], tokens: int) -> float:
     """exp(-mean log-probability per token) over every passage (`tokens` in all)."""
     total = sum(logprobs[key][0] for key, _ in passages())
     return math.exp(-total / max(tokens, 1))
-
 
 
 def measure(
