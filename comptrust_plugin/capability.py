@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -84,9 +85,8 @@ def measure(
     asked = requests()
 
     def scores(engine: CachedEngine, cached_only: bool) -> dict[str, tuple[float, bool]]:
-        if lock_dir is None:
-            return engine.loglikelihood(asked, cached_only=cached_only)
-        with locked(lock_dir / stable_hash(["heldout", engine.identity])[:32]):
+        lock = nullcontext() if lock_dir is None else locked(lock_dir / stable_hash(["heldout", engine.identity])[:32])
+        with lock:
             return engine.loglikelihood(asked, cached_only=cached_only)
 
     dense_scores = scores(dense, dense_cached_only)
