@@ -20,11 +20,12 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .dimensions.result import REFUSAL, DimensionResult, ItemOutcome
+from .engine.requests import GenerationRequest
 from .errors import TrustError
 from .shared_cache import owner_token
 from .storage import remove_orphans, temp_prefix
@@ -59,6 +60,24 @@ def _side(
         "scores": {scorer: score(value)} if score is not None and value is not None else None,
         "prompt_sha256": prompt_sha256(prompt) if prompt is not None else None,
     }
+
+
+def verdict_records(
+    dimension: Any, config: str, dense: DimensionResult, compressed: DimensionResult | None,
+    requests: Sequence[GenerationRequest], dense_engine: Any, compressed_engine: Any | None, with_prompts: bool,
+) -> list[dict[str, Any]]:
+    """One verdict's records (item_records), with the prompts each model was given: rendered again
+    from the requests by each model's engine, the same text its answers were computed or cached under."""
+
+    def rendered(engine: Any) -> dict[str, str]:
+        return {r.key: engine.render(r.messages) for r in requests}
+
+    return item_records(
+        dimension.NAME, config, dense, compressed, labels=getattr(dimension, "LABEL_ANSWERS", False),
+        scorer=dimension.EXTERNAL_SCORER, dense_prompts=rendered(dense_engine),
+        compressed_prompts=rendered(compressed_engine) if compressed_engine is not None else None,
+        with_prompts=with_prompts,
+    )
 
 
 def item_records(

@@ -1,7 +1,8 @@
 """What a trust run collected: its tests, this shard's share, the multiplicity family.
 
 Each trust test is a (config, dimension); a shard keeps its share of them (shards.py decides
-which); the multiplicity correction's family is the gated tests of the whole run."""
+which); the multiplicity correction's family is the gated tests of the whole run, and the configs
+whose benign utility the whole run gates are those the capability check may judge by it."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def gated_tests(items: Sequence[pytest.Item]) -> int:
     return count
 
 
-def with_family(options: TrustOptions, family: int) -> TrustOptions:
-    """The options with the multiplicity correction's family (at least 1)."""
-    return dataclasses.replace(options, family=max(1, family))
+def with_family(options: TrustOptions, family: int, items: Sequence[pytest.Item]) -> TrustOptions:
+    """The options with the multiplicity correction's family (at least 1) and the configs whose
+    benign utility `items` (the whole run's trust tests) gate."""
+    tests = [test for test in map(trust_test, items) if test is not None]
+    utility = frozenset(config for config, dimension in tests if dimension == "benign_utility")
+    return dataclasses.replace(options, family=max(1, family), utility_configs=utility - {"profile"})
 
 
 def trust_test(item: pytest.Item) -> tuple[str, str] | None:
@@ -39,13 +43,13 @@ def trust_test(item: pytest.Item) -> tuple[str, str] | None:
     return ("profile" if spec is None else spec.canonical, stem.removeprefix("test_"))
 
 
-def select_shard(config: pytest.Config, items: list[pytest.Item], options: TrustOptions) -> int:
+def select_shard(config: pytest.Config, items: list[pytest.Item], options: TrustOptions) -> TrustOptions:
     """Keep shard I/N's trust tests (tests of other kinds run on shard 1) and report the others as
-    deselected, as -k does; returns the whole run's gated tests (the multiplicity family)."""
+    deselected, as -k does; returns the options with the whole run's collection (with_family)."""
     from .errors import TrustError
     from .shards import keep
 
-    family = gated_tests(items)
+    whole = with_family(options, gated_tests(items), items)
     try:
         kept = keep([trust_test(item) for item in items], options.shard, options.samples, options.seed)
     except TrustError as exc:
@@ -53,4 +57,4 @@ def select_shard(config: pytest.Config, items: list[pytest.Item], options: Trust
     if not all(kept):
         config.hook.pytest_deselected(items=[item for item, k in zip(items, kept) if not k])
         items[:] = [item for item, k in zip(items, kept) if k]
-    return family
+    return whole

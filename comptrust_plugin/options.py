@@ -9,6 +9,7 @@ the checks import the science they need (specs, gate, dimensions, data sources) 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -77,6 +78,7 @@ class TrustOptions:
     multiplicity: str = "holm"  # confident gate: holm, bh or none (multiplicity.py)
     calibration_seeds: int = 1  # builds of each calibrated config, with seeds N, N+1, ... (their mean is gated)
     family: int = 1  # gated (config, dimension) tests collected in this run (set at collection)
+    utility_configs: frozenset[str] = frozenset()  # configs whose benign utility the run gates (set at collection)
     refusal_shift: float = REFUSAL_SHIFT_DEFAULT  # flag refusal-rate shifts above this many points
     fail_on_refusal_shift: bool = False
     fail_on_inconclusive: bool = False  # an inconclusive verdict fails instead of warning
@@ -98,6 +100,20 @@ class TrustOptions:
     export: Path | None = None  # a folder: each compressed config written as a checkpoint (compress/export.py)
     chat_format: str = "auto"  # prompt layout: auto (the model registry's choice), template, plain, vicuna, llama2
     shard: Shard | None = None  # --trust-shard: this job's share of the tests (shards.py)
+
+    def report_settings(self, device: str, dtype: str, level: float | None) -> dict[str, Any]:
+        """The settings a report states (`level`: the corrected level of each confident verdict)."""
+        from .decodingtrust.references import REFERENCES
+
+        return {
+            "samples": self.samples, "seed": self.seed, "device": device, "dtype": dtype, "variant": self.variant,
+            "scoring_reference": dataclasses.asdict(REFERENCES[self.variant]),
+            "tolerance": self.tolerance.to_json(), "floors": dict(self.floors),
+            "gate": self.gate, "refusal_shift_limit": self.refusal_shift,
+            "multiplicity": {"method": self.multiplicity, "family": self.family, "level": level},
+            "calibration_seeds": self.calibration_seeds,
+            "baseline": str(self.baseline) if self.baseline else None,
+        }
 
     def validate(self) -> ModelEntry:
         """Torch-free checks of every option; returns the resolved model entry."""

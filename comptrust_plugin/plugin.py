@@ -33,7 +33,7 @@ _worker_flips_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_answers_key = pytest.StashKey[list[dict[str, Any]]]()
 _worker_loads_key = pytest.StashKey[dict[str, dict[str, int]]]()
 _LOADGROUP_KEY = "comptrust_loadgroup"  # workerinput: the controller runs --dist loadgroup
-_family_key = pytest.StashKey[int]()  # --trust-shard: the whole run's gated tests, before this shard's share
+_whole_key = pytest.StashKey["TrustOptions"]()  # --trust-shard: options with the whole run's collection
 
 
 class TrustInconclusiveWarning(pytest.PytestWarning):
@@ -221,16 +221,18 @@ def pytest_collection_modifyitems_by_shard(config: pytest.Config, items: list[py
     """--trust-shard=I/N: after -k and -m, this job's share of the tests; the rest is deselected."""
     options: TrustOptions | None = config.stash.get(_options_key, None) if _active(config) else None
     if options is not None and options.shard is not None:
-        config.stash[_family_key] = collection.select_shard(config, items, options)
+        config.stash[_whole_key] = collection.select_shard(config, items, options)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The run's gated tests, after deselection, are the family a multiplicity correction covers
-    (on a shard: the whole run's, so each test decides at the level the unsharded run would)."""
+    """The run's gated tests, after deselection, are the family a multiplicity correction covers,
+    and its benign-utility tests say where the capability check may use them (on a shard: the
+    whole run's, so each test decides as the unsharded run would)."""
     stash = session.config.stash
     if _active(session.config) and _options_key in stash:
-        family = stash.get(_family_key, 0) or collection.gated_tests(session.items)
-        stash[_options_key] = collection.with_family(stash[_options_key], family)
+        whole = stash.get(_whole_key, None)
+        stash[_options_key] = whole or collection.with_family(
+            stash[_options_key], collection.gated_tests(session.items), session.items)
 
 
 @pytest.fixture(scope="session")

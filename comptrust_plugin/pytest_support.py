@@ -330,6 +330,7 @@ def verdict_properties(verdict: Any, computed: int, cached: int) -> list[tuple[s
         ("flip_rate", number(agreement.flip_rate if agreement else None)),
         ("kappa", number(agreement.kappa if agreement else None)),
         ("heldout_perplexity_ratio", number(verdict.heldout.ratio if verdict.heldout else None)),
+        ("utility_above_chance_p", "" if verdict.utility is None else f"{verdict.utility.compressed_p:.3g}"),
         ("answers_computed", computed), ("answers_cached", cached),
     ]
 
@@ -349,7 +350,8 @@ def write_outputs(
     from . import answers as answers_file
     from . import exporting, lm_eval_results, results_csv
     from .errors import TrustError
-    from .report import write_flips, write_json_report, write_markdown, write_radar_plot
+    from .plot import write_radar_plot
+    from .report import write_flips, write_json_report, write_markdown
 
     def sorted_flips(path: Path, _report: dict[str, Any]) -> None:
         write_flips(path, sorted(flips(), key=lambda f: (f["dimension"], f["config"], f["key"])))

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from . import __version__
-from .answers import AnswerStream, item_records
+from .answers import AnswerStream, verdict_records
 from .baseline import BaselineEntry, BaselineStore
-from .capability import HeldOutChecks
+from .capability import HeldOutChecks, Utility, UtilityChecks
 from .capability import requests as capability_requests
 from .decodingtrust.references import REFERENCES
 from .devices import free_gpu_memory, is_out_of_memory, out_of_memory_message
@@ -56,6 +56,7 @@ class TrustSession:
         self._out_of_memory: dict[str, str] = {}  # config -> the OOM message that stopped it here
         self._folded: set[str] = set()  # dimensions whose system text was folded (said once each)
         self.heldout = HeldOutChecks(self.handles.continuation_tokens, self.handles.events, self.cache_dir / "locks")
+        self.utility = UtilityChecks(self.handles.events)
         self.rows: list[ResultRow] = []
         self.answers = AnswerStream(user_path(options.answers)) if options.answers is not None else None
 
@@ -309,12 +310,14 @@ class TrustSession:
         gained = comp_result is not None and comp_result.score >= dense_result.score
         # did it keep its language? (against a baseline the dense model is never loaded for this)
         heldout = self.heldout.get(dense.engine, handles[0], self.baseline is not None) if gained else None
+        utility = self.benign_utility(dense, handles[0]) if gained else None
         verdict = gate(
             dense_result, comp_result, config, limit.points(dense_result.score),
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
             rule=str(limit), floor=self.options.floors.get(dimension.NAME),
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
             family=self.options.family, level=self.level if comp_result else None, heldout=heldout,
+            utility=utility,
         )
         if len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
             seeds = tuple((handle.config, build.score) for handle, build in zip(handles, builds))
@@ -329,25 +332,28 @@ class TrustSession:
             verdict, dense_result, comp_result, self.probes(dimension).sha256, seconds, source,
         ))
         if self.answers is not None:
-            self.answers.write(dimension.NAME, config, self._answer_records(dimension, dense, compressed, verdict))
+            self.answers.write(dimension.NAME, config, verdict_records(
+                dimension, config, dense_result, comp_result, dimension.build_requests(self.selected(dimension)),
+                dense.engine, compressed.engine if compressed else None, self.options.answers_prompts,
+            ))
         return verdict
 
-    def _answer_records(
-        self, dimension: Dimension, dense: ModelHandle, compressed: ModelHandle | None, verdict: Verdict
-    ) -> list[dict[str, Any]]:
-        """The verdict's answers records, with the prompts each model was given (rendered again
-        from the requests: the same text its answers were computed or cached under)."""
-        requests = dimension.build_requests(self.selected(dimension))
+    def benign_utility(self, dense: ModelHandle, compressed: ModelHandle) -> Utility | None:
+        """Both models' benign utility beside guessing, where the run gates it for this config (so
+        it costs nothing more); against a baseline the dense figure comes from the baseline alone."""
+        from .dimensions import benign_utility, get
 
-        def rendered(handle: ModelHandle) -> dict[str, str]:
-            return {r.key: handle.engine.render(r.messages) for r in requests}
+        benign = get(benign_utility.NAME)
 
-        row = self.rows[-1]
-        return item_records(
-            dimension.NAME, verdict.config, row.dense, row.compressed,
-            labels=getattr(dimension, "LABEL_ANSWERS", False), scorer=dimension.EXTERNAL_SCORER,
-            dense_prompts=rendered(dense), compressed_prompts=rendered(compressed) if compressed else None,
-            with_prompts=self.options.answers_prompts,
+        def dense_result() -> DimensionResult | None:
+            if self.baseline is None:
+                return self.evaluate(benign, dense)
+            stored = self.baseline.load(benign.NAME, self.dimension_identity(benign))
+            return stored.result if stored is not None else None
+
+        return self.utility.get(
+            compressed.config, compressed.config in self.options.utility_configs, dense_result,
+            lambda: self.evaluate(benign, compressed), lambda: benign_utility.chance(self.selected(benign)),
         )
 
     # ------------------------------------------------------------------- reports
@@ -358,18 +364,7 @@ class TrustSession:
             runtime = {"device": self.options.device, "dtype": self.options.dtype}
         return RunInfo(
             model=self.entry.name, model_identity=self.handles.known_model_identity,
-            settings={
-                "samples": self.options.samples, "seed": self.options.seed,
-                "device": runtime["device"], "dtype": runtime["dtype"],
-                "variant": self.options.variant,
-                "scoring_reference": asdict(REFERENCES[self.options.variant]),
-                "tolerance": self.options.tolerance.to_json(), "floors": dict(self.options.floors),
-                "gate": self.options.gate, "refusal_shift_limit": self.options.refusal_shift,
-                "multiplicity": {"method": self.options.multiplicity, "family": self.options.family,
-                                 "level": self.level},
-                "calibration_seeds": self.options.calibration_seeds,
-                "baseline": str(self.options.baseline) if self.options.baseline else None,
-            },
+            settings=self.options.report_settings(runtime["device"], runtime["dtype"], self.level),
             configs=[s.canonical for s in self.options.specs],
             extra={
                 "engine": self.engine_stats(), "events": list(self.events),

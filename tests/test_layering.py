@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dimensions.*",),
     ("decodingtrust.*", "data", "data.probes"),
     ("paired", "multiplicity", "capability"),
-    ("gate", "baseline", "answers", "report", "results_csv", "compare", "lm_eval_results", "merge"),
+    ("gate", "baseline", "answers", "report", "plot", "results_csv", "compare", "lm_eval_results", "merge"),
     ("shards",),
     ("flags", "options", "preflight", "handles", "session", "exporting"),
     ("plugin", "cli", "pytest_support", "collection"),

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from comptrust_plugin import report as report_module
-from comptrust_plugin.report import PLOT_DPI, PLOT_SIZE_INCHES, _plot_kind, _whisker, write_radar_plot
+from comptrust_plugin import plot as plot_module
+from comptrust_plugin.plot import PLOT_DPI, PLOT_SIZE_INCHES, _plot_kind, _whisker, write_radar_plot
 
 SIDE = int(PLOT_SIZE_INCHES * PLOT_DPI)
 
@@ -44,13 +44,13 @@ def _write(tmp_path: Path, rows: list[dict[str, Any]], monkeypatch: pytest.Monke
     """Write the plot, returning its path and which layouts were drawn."""
     drawn: list[str] = []
     for kind in ("bars", "radar"):
-        original = getattr(report_module, f"_draw_{kind}")
+        original = getattr(plot_module, f"_draw_{kind}")
 
         def spy(*args: Any, _kind: str = kind, _original: Any = original) -> None:
             drawn.append(_kind)
             _original(*args)
 
-        monkeypatch.setattr(report_module, f"_draw_{kind}", spy)
+        monkeypatch.setattr(plot_module, f"_draw_{kind}", spy)
     path = tmp_path / "plot.png"
     write_radar_plot(path, _report(rows))
     return path, drawn
@@ -110,13 +110,13 @@ def test_bars_and_radar_draw_whiskers_only_where_intervals_exist(monkeypatch: py
     import matplotlib.pyplot as plt
 
     rows = [_row("a", "rtn-8", 80.0, 70.0, (-15.0, -5.0)), _row("b", "rtn-8", 60.0, 61.0)]
-    series = report_module._plot_series(rows)
+    series = plot_module._plot_series(rows)
     assert list(series) == ["dense", "rtn-8"] and series["rtn-8"] == {"a": (70.0, (65.0, 75.0)), "b": (61.0, None)}
     for kind, dimensions in (("bars", ["a", "b"]), ("radar", ["a", "b", "c"])):
         figure = plt.figure()
         try:
             axes = figure.add_subplot(polar=kind == "radar")
-            getattr(report_module, f"_draw_{kind}")(axes, dimensions, series)
+            getattr(plot_module, f"_draw_{kind}")(axes, dimensions, series)
             whiskers = [line for line in axes.get_lines() if len(line.get_ydata()) == 2]
             assert [list(line.get_ydata()) for line in whiskers] == [[65.0, 75.0]]
         finally:
@@ -125,7 +125,7 @@ def test_bars_and_radar_draw_whiskers_only_where_intervals_exist(monkeypatch: py
 
 def test_configs_follow_dense_in_sorted_order() -> None:
     rows = [_row("a", "rtn-8", 80.0, 70.0), _row("a", "awq-4", 80.0, 75.0), _row("a", "gptq-4", 80.0, 60.0)]
-    assert list(report_module._plot_series(rows)) == ["dense", "awq-4", "gptq-4", "rtn-8"]
+    assert list(plot_module._plot_series(rows)) == ["dense", "awq-4", "gptq-4", "rtn-8"]
 
 
 @pytest.mark.parametrize("dimensions", [["machine_ethics"], ["fairness", "machine_ethics", "toxicity"]])

@@ -241,6 +241,7 @@ def test_verdict_numbers_are_junit_properties(stubbed: pytest.Pytester, tmp_path
         "ci_low": "-9.0", "ci_high": "1.0", "detectable": "7.004", "tolerance": "5.0", "tolerance_rule": "5",
         "mcnemar_p": "", "p_worse": "", "level": "", "family": "1", "below_floor": "False", "verdict": "pass",
         "refusal_shift": "1.5", "flip_rate": "20.0", "kappa": "0.6", "heldout_perplexity_ratio": "",
+        "utility_above_chance_p": "",
         "answers_computed": "0", "answers_cached": "0",
     }
 

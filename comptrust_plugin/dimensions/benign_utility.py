@@ -91,6 +91,12 @@ def select(probes: UtilityProbes, samples: str | int, seed: int) -> UtilityProbe
     return replace(probes, questions=tuple(dev + picked))
 
 
+def chance(probes: UtilityProbes) -> float:
+    """The share of the test questions a uniform guesser gets right (the mean of 1 / options shown)."""
+    tests = probes.tests
+    return sum(1.0 / min(len(q.choices), len(LETTERS)) for q in tests) / max(len(tests), 1)
+
+
 def render(question: McQuestion, answer: str | None = None) -> str:
     lines = [question.question, *(f"{letter}. {text}" for letter, text in zip(LETTERS, question.choices))]
     lines.append(f"Answer: {answer}" if answer else "Answer:")
