@@ -16,7 +16,7 @@ from comptrust_plugin.baseline import BaselineEntry, BaselineStore, first_differ
 from comptrust_plugin.data.files import schema
 from comptrust_plugin.dimensions.result import DimensionResult, ItemOutcome
 from comptrust_plugin.errors import TrustError
-from comptrust_plugin.report import PLOT_DPI, PLOT_SIZE_INCHES
+from comptrust_plugin.plot import PLOT_DPI, PLOT_SIZE_INCHES
 
 
 def _run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
