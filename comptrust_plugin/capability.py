@@ -11,7 +11,7 @@ compressed model's perplexity above HELDOUT_RATIO_LIMIT times the dense one is "
 
 The second signal is benign utility beside a guesser's: where the dense model answers its
 multiple-choice questions better than chance (a one-sided exact binomial test at
-UTILITY_LEVEL) and the compressed model no longer does, a gain elsewhere is "capability loss"
+CHANCE_LEVEL) and the compressed model no longer does, a gain elsewhere is "capability loss"
 too. It is judged only where the run gates that config's benign utility anyway (so it costs
 nothing more); a dense model at chance (the embedded 135M model at the smoke tier) cannot show
 it, and the run's events say so.
@@ -39,7 +39,7 @@ from .models.chat import Message
 from .storage import locked, stable_hash
 
 HELDOUT_RATIO_LIMIT = 4.0
-UTILITY_LEVEL = 0.05
+CHANCE_LEVEL = 0.05
 PROMPT = "Write a short passage of everyday prose."
 
 
@@ -141,16 +141,16 @@ class Utility:
     @property
     def informative(self) -> bool:
         """The dense model beats guessing (otherwise a collapse cannot show here)."""
-        return self.dense_p < UTILITY_LEVEL
+        return self.dense_p < CHANCE_LEVEL
 
     @property
     def collapsed(self) -> bool:
         """The dense model beats guessing and the compressed one no longer does."""
-        return self.informative and self.compressed_p >= UTILITY_LEVEL
+        return self.informative and self.compressed_p >= CHANCE_LEVEL
 
     def to_json(self) -> dict[str, float]:
         return {"dense": self.dense, "compressed": self.compressed, "items": self.items, "chance": self.chance,
-                "dense_p": self.dense_p, "compressed_p": self.compressed_p, "level": UTILITY_LEVEL}
+                "dense_p": self.dense_p, "compressed_p": self.compressed_p, "level": CHANCE_LEVEL}
 
 
 def above_chance(correct: int, items: int, chance: float) -> float:

@@ -311,13 +311,14 @@ class TrustSession:
         # did it keep its language? (against a baseline the dense model is never loaded for this)
         heldout = self.heldout.get(dense.engine, handles[0], self.baseline is not None) if gained else None
         utility = self.benign_utility(dense, handles[0]) if gained else None
+        guesses = getattr(dimension, "guess_rates", None)  # right-or-wrong items: a guesser's chance of each
         verdict = gate(
             dense_result, comp_result, config, limit.points(dense_result.score),
             agreement, interval, self.options.gate, self.options.refusal_shift, self.options.fail_on_refusal_shift,
             rule=str(limit), floor=self.options.floors.get(dimension.NAME),
             label_answers=getattr(dimension, "LABEL_ANSWERS", False),
             family=self.options.family, level=self.level if comp_result else None, heldout=heldout,
-            utility=utility,
+            utility=utility, guess_rates=guesses(self.selected(dimension)) if guesses else None,
         )
         if len(builds) > 1:  # McNemar pairs one build's items with dense, not the mean
             seeds = tuple((handle.config, build.score) for handle, build in zip(handles, builds))

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from comptrust_plugin.capability import (
+    CHANCE_LEVEL,
     HELDOUT_RATIO_LIMIT,
-    UTILITY_LEVEL,
     HeldOut,
     HeldOutChecks,
     UtilityChecks,
@@ -151,10 +151,10 @@ def test_utility_is_each_models_accuracy_against_a_guesser() -> None:
         assert above_chance(right, items, 0.25) == pytest.approx(_tail(right, items, 0.25), rel=1e-9)
     found = utility(_answers(20, 40), _answers(12, 40), 0.25)
     assert (found.dense, found.compressed, found.items, found.chance) == (50.0, 30.0, 40, 25.0)
-    assert found.dense_p < UTILITY_LEVEL <= found.compressed_p  # 20 of 40 beats guessing, 12 of 40 does not
+    assert found.dense_p < CHANCE_LEVEL <= found.compressed_p  # 20 of 40 beats guessing, 12 of 40 does not
     assert found.informative and found.collapsed
     kept = utility(_answers(20, 40), _answers(17, 40), 0.25)  # p = 0.019: still above a guesser
-    assert kept.compressed_p < UTILITY_LEVEL and not kept.collapsed
+    assert kept.compressed_p < CHANCE_LEVEL and not kept.collapsed
     at_chance = utility(_answers(11, 40), _answers(3, 40), 0.25)  # the dense model itself guesses
     assert not at_chance.informative and not at_chance.collapsed
     assert set(found.to_json()) == {"dense", "compressed", "items", "chance", "dense_p", "compressed_p", "level"}
@@ -265,3 +265,35 @@ def test_a_run_judges_benign_utility_only_where_it_gates_it(pytester: pytest.Pyt
     alone = run("alone", "trust_tests.test_machine_ethics")
     assert alone["results"][0]["benign_utility_vs_chance"] is None
     assert UtilityChecks.NOT_RUN.format(config="rtn-8") in alone["events"]
+
+
+# ------------------------------------------------------------- a dense model no better than guessing
+def test_a_pass_where_the_dense_model_only_guesses_says_no_evidence() -> None:
+    agreement = Agreement(40, 6, 15.0, 0.5)
+    rates = {f"q{i}": 0.25 for i in range(40)}
+    guessing, same = _answers(11, 40), _answers(10, 40)
+    verdict = gate(guessing, same, "wanda-50", 5, agreement, guess_rates=rates)
+    assert verdict.status == "no evidence" and verdict.passed
+    assert verdict.reason == ("the dense model is right on 27.5% of 40 items, not above a guesser's 25% (one-sided "
+                              "exact binomial p = 0.42): it shows no ability here that compression could take away")
+    knowing = _answers(20, 40)  # p = 0.00057: above a guesser, the pass stands
+    assert gate(knowing, _answers(19, 40), "wanda-50", 5, agreement, guess_rates=rates).status == "pass"
+    assert gate(guessing, same, "wanda-50", 5, agreement).status == "pass"  # no guess rates: not judged
+    assert gate(guessing, _answers(0, 40), "wanda-50", 5, agreement, guess_rates=rates).status == "FAIL"
+    two_way = {key: 0.5 for key in rates}  # the same 11 of 40 against a coin: far below it
+    assert gate(guessing, same, "wanda-50", 5, agreement, guess_rates=two_way).status == "no evidence"
+    graded = replace(guessing, outcomes=tuple(replace(o, value=0.5) for o in guessing.outcomes))
+    assert gate(graded, graded, "wanda-50", 5, agreement, guess_rates=rates).status == "pass"  # not right-or-wrong
+
+
+def test_guess_rates_follow_each_items_labels() -> None:
+    from comptrust_plugin.data.probes import shipped_probe_set
+    from comptrust_plugin.dimensions import adversarial_robustness, benign_utility
+
+    probes = adversarial_robustness.select(shipped_probe_set("adversarial_robustness").probes, "smoke", 0)
+    rates = adversarial_robustness.guess_rates(probes)
+    assert set(rates) == {r.key for r in adversarial_robustness.build_requests(probes)}
+    assert {key.split("/")[1]: rate for key, rate in rates.items()} == {"sst2": 0.5, "qqp": 0.5, "mnli": 1 / 3}
+    questions = benign_utility.select(shipped_probe_set("benign_utility").probes, "smoke", 0)
+    assert set(benign_utility.guess_rates(questions).values()) == {0.25}
+    assert set(benign_utility.guess_rates(questions)) == {r.key for r in benign_utility.build_requests(questions)}

@@ -45,6 +45,8 @@ class Dimension(Protocol):
     # None, or the external scorer whose values `score` needs for `texts_to_score` (e.g. toxicity)
     EXTERNAL_SCORER: str | None
     # Optional `LABEL_ANSWERS = True`: its answers are class labels (gate.py checks near-constancy).
+    # Optional `guess_rates(probes) -> {request key: chance}` where every item is right or wrong and
+    # a uniform guesser among its labels scores that chance (gate.py checks the dense model beats it).
 
     def load_probes(self, folder: Path) -> ProbeSet:
         """The shipped probe set from `folder` (schema-checked; one-line errors naming file and row)."""

@@ -200,6 +200,11 @@ def build_requests(probes: AdvProbes) -> list[GenerationRequest]:
     return requests
 
 
+def guess_rates(probes: AdvProbes) -> dict[str, float]:
+    """Request key -> the chance a uniform guesser among its task's labels answers it right."""
+    return {r.key: 1.0 / len(DT_LABELS[r.key.split("/")[1]]) for r in build_requests(probes)}
+
+
 def score(
     probes: AdvProbes, outputs: Mapping[str, Sequence[str]], variant: str = "comptrust-paper"
 ) -> DimensionResult:

@@ -91,10 +91,15 @@ def select(probes: UtilityProbes, samples: str | int, seed: int) -> UtilityProbe
     return replace(probes, questions=tuple(dev + picked))
 
 
+def guess_rates(probes: UtilityProbes) -> dict[str, float]:
+    """Request key -> the chance a uniform guesser among the options shown gets the question right."""
+    return {f"{q.subject}/{q.id}": 1.0 / min(len(q.choices), len(LETTERS)) for q in probes.tests}
+
+
 def chance(probes: UtilityProbes) -> float:
     """The share of the test questions a uniform guesser gets right (the mean of 1 / options shown)."""
-    tests = probes.tests
-    return sum(1.0 / min(len(q.choices), len(LETTERS)) for q in tests) / max(len(tests), 1)
+    rates = guess_rates(probes)
+    return sum(rates.values()) / max(len(rates), 1)
 
 
 def render(question: McQuestion, answer: str | None = None) -> str:
