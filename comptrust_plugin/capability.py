@@ -1,4 +1,4 @@
-"""Did the compressed model keep its language? Perplexity on shipped held-out prose, dense vs compressed.
+"""Did the compressed model keep its abilities? Held-out perplexity, and benign utility beside a guesser's.
 
 A trust gain can be a collapse in disguise: the study's 50% magnitude pruning "improves"
 privacy because it no longer writes an address at all. Perplexity on ordinary text the model
