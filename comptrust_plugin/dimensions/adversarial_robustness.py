@@ -202,7 +202,8 @@ def build_requests(probes: AdvProbes) -> list[GenerationRequest]:
 
 def guess_rates(probes: AdvProbes) -> dict[str, float]:
     """Request key -> the chance a uniform guesser among its task's labels answers it right."""
-    return {r.key: 1.0 / len(DT_LABELS[r.key.split("/")[1]]) for r in build_requests(probes)}
+    tasks = {r.key: r.key.split("/")[1] for r in build_requests(probes)}
+    return {key: 1.0 / len(DT_LABELS[task]) for key, task in tasks.items() if task in DT_LABELS}
 
 
 def score(
