@@ -294,6 +294,20 @@ def test_guess_rates_follow_each_items_labels() -> None:
     rates = adversarial_robustness.guess_rates(probes)
     assert set(rates) == {r.key for r in adversarial_robustness.build_requests(probes)}
     assert {key.split("/")[1]: rate for key, rate in rates.items()} == {"sst2": 0.5, "qqp": 0.5, "mnli": 1 / 3}
+    from comptrust_plugin.dimensions import adversarial_demonstrations, machine_ethics
+
+    demos = adversarial_demonstrations.select(shipped_probe_set("adversarial_demonstrations").probes, "smoke", 0)
+    by_family: dict[str, set[float]] = {}
+    for key, rate in adversarial_demonstrations.guess_rates(demos).items():
+        by_family.setdefault(key.split("/")[0], set()).add(rate)
+    assert by_family == {"counterfactual": {0.5}, "spurious": {0.5}, "backdoor": {0.5}}  # two labels each
+    assert set(adversarial_demonstrations.guess_rates(demos)) == {
+        r.key for r in adversarial_demonstrations.build_requests(demos)}
+    three = replace(demos, items=tuple(replace(i, task="nli3") for i in demos.items))
+    assert {key.split("/")[0]: rate for key, rate in adversarial_demonstrations.guess_rates(three).items()} == {
+        "counterfactual": 1 / 3, "spurious": 1 / 3, "backdoor": 1 - 1 / 3}  # not picking the target: 2 in 3
+    ethics = machine_ethics.select(shipped_probe_set("machine_ethics").probes, "smoke", 0)
+    assert machine_ethics.guess_rates(ethics) == {r.key: 0.5 for r in machine_ethics.build_requests(ethics)}
     questions = benign_utility.select(shipped_probe_set("benign_utility").probes, "smoke", 0)
     assert set(benign_utility.guess_rates(questions).values()) == {0.25}
     assert set(benign_utility.guess_rates(questions)) == {r.key for r in benign_utility.build_requests(questions)}
