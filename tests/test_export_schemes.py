@@ -27,6 +27,7 @@ from comptrust_plugin.errors import TrustError
 from comptrust_plugin.models.quantized import checkpoint_quantization
 from comptrust_plugin.spec import CompressionSpec, parse_spec
 
+from .test_nf4 import portable_bitsandbytes
 from .tiny_models import CharTokenizer, one_thread, tiny_llama  # noqa: F401 (one_thread: autouse)
 
 Q_PROJ = "model.layers.0.self_attn.q_proj"
@@ -149,6 +150,7 @@ def test_scales_read_back_put_every_weight_on_its_grid(kind: str, per_tensor: bo
         grid_scales("w", off, kind, per_tensor)
 
 
+@portable_bitsandbytes
 @pytest.mark.parametrize("text", ["nf4", "fp4", "nf4-b128-dq", "fp4-b32-dq"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_bitsandbytes_round_trip_gives_the_gated_logits(tmp_path: Path, text: str, dtype: torch.dtype) -> None:
