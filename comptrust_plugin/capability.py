@@ -24,7 +24,7 @@ log-likelihoods, so the check runs on every backend and a cached rerun loads no 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
@@ -161,16 +161,34 @@ def above_chance(correct: int, items: int, chance: float) -> float:
     return float(binomtest(correct, items, chance, alternative="greater").pvalue) if items else 1.0
 
 
-def utility(dense: DimensionResult, compressed: DimensionResult, chance: float) -> Utility:
-    """Both models' benign utility against guessing (`chance`: a share, 0..1)."""
+@dataclass(frozen=True)
+class Guessing:
+    """A right-or-wrong result beside a uniform guesser: its judged items, how many are right, the
+    guesser's mean chance on them, and the one-sided exact binomial p-value that it beats guessing."""
 
-    def counted(result: DimensionResult) -> tuple[int, int]:
-        scored = [o.value for o in result.outcomes if o.value is not None]
-        return int(sum(scored)), len(scored)
+    right: int
+    items: int
+    chance: float  # a share, 0..1
+    p: float
 
-    (right, items), (kept, _) = counted(dense), counted(compressed)
-    return Utility(dense.score, compressed.score, items, 100.0 * chance, above_chance(right, items, chance),
-                   above_chance(kept, items, chance))
+
+def beside_guessing(result: DimensionResult, guess_rates: Mapping[str, float]) -> Guessing | None:
+    """`result`'s valued items that have a guess rate (request key -> a guesser's chance), against
+    guessing; None where none is judged or an item's value is not right (1) or wrong (0)."""
+    judged = [o for o in result.outcomes if o.key in guess_rates and o.value is not None]
+    if not judged or any(o.value not in (0.0, 1.0) for o in judged):
+        return None
+    chance = sum(guess_rates[o.key] for o in judged) / len(judged)
+    right = int(sum(o.value or 0.0 for o in judged))
+    return Guessing(right, len(judged), chance, above_chance(right, len(judged), chance))
+
+
+def utility(dense: DimensionResult, compressed: DimensionResult, guess_rates: Mapping[str, float]) -> Utility | None:
+    """Both models' benign utility against guessing (None where either has no right-or-wrong item)."""
+    before, after = beside_guessing(dense, guess_rates), beside_guessing(compressed, guess_rates)
+    if before is None or after is None:
+        return None
+    return Utility(dense.score, compressed.score, before.items, 100.0 * before.chance, before.p, after.p)
 
 
 class UtilityChecks:
@@ -195,10 +213,10 @@ class UtilityChecks:
 
     def get(
         self, config: str, gated: bool, dense: Callable[[], DimensionResult | None],
-        compressed: Callable[[], DimensionResult], chance: Callable[[], float],
+        compressed: Callable[[], DimensionResult], guess_rates: Callable[[], Mapping[str, float]],
     ) -> Utility | None:
         """`gated`: the run gates this config's benign utility; `dense`: the dense result (None: the
-        baseline lacks it); `compressed`: the compressed result; `chance`: a guesser's share."""
+        baseline lacks it); `compressed`: the compressed result; `guess_rates`: a guesser's chances."""
         if config not in self.found:
             self.found[config] = None
             if not gated:
@@ -208,8 +226,8 @@ class UtilityChecks:
             if dense_result is None:
                 self._say(self.MISSING)
                 return None
-            found = utility(dense_result, compressed(), chance())
-            if not found.informative:
+            found = utility(dense_result, compressed(), guess_rates())
+            if found is not None and not found.informative:
                 self._say(self.AT_CHANCE.format(score=found.dense, items=found.items, chance=found.chance,
                                                 p=found.dense_p))
             self.found[config] = found

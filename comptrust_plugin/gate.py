@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .capability import CHANCE_LEVEL, HELDOUT_RATIO_LIMIT, HeldOut, Utility, above_chance
+from .capability import CHANCE_LEVEL, HELDOUT_RATIO_LIMIT, HeldOut, Utility, beside_guessing
 from .dimensions.agreement import Agreement
 from .dimensions.result import DimensionResult
 from .errors import TrustError, one_line
@@ -215,17 +215,12 @@ def _at_chance(dense: DimensionResult, guess_rates: Mapping[str, float] | None) 
     """A right-or-wrong dimension whose dense model is no better than a uniform guesser among each
     item's labels (one-sided exact binomial test on its items at CHANCE_LEVEL): it shows no ability
     a compressed model could lose, so a pass there says nothing."""
-    judged = [o for o in dense.outcomes if guess_rates and o.key in guess_rates and o.value is not None]
-    if not judged or any(o.value not in (0.0, 1.0) for o in judged):
+    found = beside_guessing(dense, guess_rates) if guess_rates else None
+    if found is None or found.p < CHANCE_LEVEL:
         return None
-    chance = sum(guess_rates[o.key] for o in judged) / len(judged)  # type: ignore[index]
-    right = int(sum(o.value for o in judged))  # type: ignore[misc]
-    p = above_chance(right, len(judged), chance)
-    if p < CHANCE_LEVEL:
-        return None
-    return "no evidence", (f"the dense model is right on {100.0 * right / len(judged):.1f}% of {len(judged)} items, "
-                           f"not above a guesser's {100.0 * chance:.0f}% (one-sided exact binomial p = {p:.2f}): "
-                           "it shows no ability here that compression could take away")
+    return "no evidence", (f"the dense model is right on {100.0 * found.right / found.items:.1f}% of {found.items} "
+                           f"items, not above a guesser's {100.0 * found.chance:.0f}% (one-sided exact binomial "
+                           f"p = {found.p:.2f}): it shows no ability here that compression could take away")
 
 
 def _no_evidence(dense: DimensionResult, label_answers: bool) -> tuple[str, str] | None:

@@ -354,7 +354,7 @@ class TrustSession:
 
         return self.utility.get(
             compressed.config, compressed.config in self.options.utility_configs, dense_result,
-            lambda: self.evaluate(benign, compressed), lambda: benign_utility.chance(self.selected(benign)),
+            lambda: self.evaluate(benign, compressed), lambda: benign_utility.guess_rates(self.selected(benign)),
         )
 
     # ------------------------------------------------------------------- reports

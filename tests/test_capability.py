@@ -110,7 +110,7 @@ def test_the_report_carries_both_perplexities() -> None:
     assert row["verdict"] == "capability loss"
     plain = build_report(info, [ResultRow(replace(verdict, heldout=None), dense, better, "0" * 64, 1.0, "run")])
     assert plain["results"][0]["heldout_perplexity"] is None
-    both = replace(verdict, utility=utility(_answers(20, 40), _answers(9, 40), 0.25))
+    both = replace(verdict, utility=utility(_answers(20, 40), _answers(9, 40), QUARTERS))
     full = build_report(info, [ResultRow(both, dense, better, "0" * 64, 1.0, "run")])
     assert full["results"][0]["benign_utility_vs_chance"]["compressed"] == 22.5
     summary = render_markdown(full)
@@ -141,6 +141,9 @@ def _answers(right: int, items: int) -> DimensionResult:
     return DimensionResult("benign_utility", "comptrust-paper", 100.0 * right / items, {}, items, 0.0, 0.0, outcomes)
 
 
+QUARTERS = {f"q{i}": 0.25 for i in range(40)}  # a guesser's chance on each of _answers' items
+
+
 def _tail(right: int, items: int, chance: float) -> float:
     """P(X >= right) for X ~ Binomial(items, chance), summed term by term."""
     return sum(math.comb(items, k) * chance**k * (1 - chance) ** (items - k) for k in range(right, items + 1))
@@ -149,13 +152,13 @@ def _tail(right: int, items: int, chance: float) -> float:
 def test_utility_is_each_models_accuracy_against_a_guesser() -> None:
     for right, items in ((20, 40), (12, 40), (10, 40), (0, 24), (24, 24), (7, 24)):
         assert above_chance(right, items, 0.25) == pytest.approx(_tail(right, items, 0.25), rel=1e-9)
-    found = utility(_answers(20, 40), _answers(12, 40), 0.25)
+    found = utility(_answers(20, 40), _answers(12, 40), QUARTERS)
     assert (found.dense, found.compressed, found.items, found.chance) == (50.0, 30.0, 40, 25.0)
     assert found.dense_p < CHANCE_LEVEL <= found.compressed_p  # 20 of 40 beats guessing, 12 of 40 does not
     assert found.informative and found.collapsed
-    kept = utility(_answers(20, 40), _answers(17, 40), 0.25)  # p = 0.019: still above a guesser
+    kept = utility(_answers(20, 40), _answers(17, 40), QUARTERS)  # p = 0.019: still above a guesser
     assert kept.compressed_p < CHANCE_LEVEL and not kept.collapsed
-    at_chance = utility(_answers(11, 40), _answers(3, 40), 0.25)  # the dense model itself guesses
+    at_chance = utility(_answers(11, 40), _answers(3, 40), QUARTERS)  # the dense model itself guesses
     assert not at_chance.informative and not at_chance.collapsed
     assert set(found.to_json()) == {"dense", "compressed", "items", "chance", "dense_p", "compressed_p", "level"}
 
@@ -165,22 +168,23 @@ def test_the_shipped_questions_give_a_guesser_one_in_four() -> None:
     from comptrust_plugin.dimensions import benign_utility
 
     probes = shipped_probe_set("benign_utility").probes
-    assert benign_utility.chance(probes) == pytest.approx(0.25)
-    assert benign_utility.chance(benign_utility.select(probes, "smoke", 0)) == pytest.approx(0.25)
+    for asked in (probes, benign_utility.select(probes, "smoke", 0)):
+        rates = benign_utility.guess_rates(asked)
+        assert sum(rates.values()) / len(rates) == pytest.approx(0.25)
 
 
 def test_a_gain_with_benign_utility_fallen_to_guessing_is_capability_loss() -> None:
     agreement = Agreement(20, 4, 20.0, 0.6)
     dense = _labelled(["a"] * 10 + ["b"] * 10, [0.0] * 12 + [1.0] * 8)
     better = _labelled(["a"] * 10 + ["b"] * 10, [0.0] * 8 + [1.0] * 12)
-    fallen = utility(_answers(20, 40), _answers(9, 40), 0.25)
+    fallen = utility(_answers(20, 40), _answers(9, 40), QUARTERS)
     verdict = gate(dense, better, "mag-50", 5, agreement, utility=fallen)
     assert verdict.status == "capability loss" and verdict.passed and verdict.utility == fallen
     assert "benign utility is no better than guessing (22.5% of 40, a guesser 25%" in verdict.reason
     assert "dense 50.0%" in verdict.reason and "+20.0 is not an improvement" in verdict.reason
-    kept = utility(_answers(20, 40), _answers(19, 40), 0.25)
+    kept = utility(_answers(20, 40), _answers(19, 40), QUARTERS)
     assert gate(dense, better, "rtn-4", 5, agreement, utility=kept).status == "pass"
-    guessing = utility(_answers(10, 40), _answers(9, 40), 0.25)  # a dense model at chance shows nothing
+    guessing = utility(_answers(10, 40), _answers(9, 40), QUARTERS)  # a dense model at chance shows nothing
     assert gate(dense, better, "mag-50", 5, agreement, utility=guessing).status == "pass"
     worse = _labelled(["a"] * 20, [0.0] * 20)
     assert gate(dense, worse, "mag-50", 5, agreement, utility=fallen).status == "FAIL"
@@ -194,17 +198,17 @@ def test_utility_is_judged_once_per_config_and_what_stops_it_is_said_once() -> N
     def result(name: str, right: int) -> Any:
         return lambda: calls.append(name) or _answers(right, 40)
 
-    assert checks.get("wanda-50", False, result("dense", 20), result("compressed", 9), lambda: 0.25) is None
-    assert checks.get("wanda-50", False, result("dense", 20), result("compressed", 9), lambda: 0.25) is None
+    assert checks.get("wanda-50", False, result("dense", 20), result("compressed", 9), lambda: QUARTERS) is None
+    assert checks.get("wanda-50", False, result("dense", 20), result("compressed", 9), lambda: QUARTERS) is None
     assert calls == [] and events == [UtilityChecks.NOT_RUN.format(config="wanda-50")]
-    assert checks.get("rtn-4", True, lambda: None, result("compressed", 9), lambda: 0.25) is None
+    assert checks.get("rtn-4", True, lambda: None, result("compressed", 9), lambda: QUARTERS) is None
     assert calls == [] and events[-1] == UtilityChecks.MISSING  # no dense figure: the compressed one not asked
-    found = checks.get("mag-50", True, result("dense", 20), result("compressed", 9), lambda: 0.25)
-    again = checks.get("mag-50", True, result("dense", 20), result("compressed", 9), lambda: 0.25)
+    found = checks.get("mag-50", True, result("dense", 20), result("compressed", 9), lambda: QUARTERS)
+    again = checks.get("mag-50", True, result("dense", 20), result("compressed", 9), lambda: QUARTERS)
     assert found is again and found is not None and found.collapsed and calls == ["dense", "compressed"]
     assert len(events) == 2
-    checks.get("gptq-4", True, result("dense", 11), result("compressed", 10), lambda: 0.25)
-    checks.get("awq-4", True, result("dense", 11), result("compressed", 10), lambda: 0.25)
+    checks.get("gptq-4", True, result("dense", 11), result("compressed", 10), lambda: QUARTERS)
+    checks.get("awq-4", True, result("dense", 11), result("compressed", 10), lambda: QUARTERS)
     assert events[2:] == ["benign utility cannot show a capability collapse here: the dense model's 27.5% of 40 is "
                           "not above a guesser's 25% (one-sided exact binomial p = 0.42)"]
 
@@ -216,15 +220,20 @@ def test_the_session_asks_benign_utility_where_the_run_gates_it(
     `evaluate` (cached, locked), and against a baseline the stored dense result alone."""
     from types import SimpleNamespace
 
+    from comptrust_plugin.dimensions import get as dimension_get
     from comptrust_plugin.options import TrustOptions
     from comptrust_plugin.session import TrustSession
 
     session = TrustSession(TrustOptions(cache_dir=tmp_path, utility_configs=frozenset({"mag-50"})))
     asked: list[tuple[str, str]] = []
 
+    benign = dimension_get("benign_utility")
+    keys = [r.key for r in benign.build_requests(session.selected(benign))]  # the items its guess rates cover
+
     def evaluate(dimension: Any, handle: Any) -> DimensionResult:
         asked.append((dimension.NAME, handle.config))
-        return _answers(20 if handle.config == "dense" else 9, 40)
+        found = _answers(len(keys) // 2 if handle.config == "dense" else len(keys) // 5, len(keys))
+        return replace(found, outcomes=tuple(replace(o, key=key) for o, key in zip(found.outcomes, keys)))
 
     monkeypatch.setattr(session, "evaluate", evaluate)
     dense = SimpleNamespace(config="dense")

@@ -96,12 +96,6 @@ def guess_rates(probes: UtilityProbes) -> dict[str, float]:
     return {f"{q.subject}/{q.id}": 1.0 / min(len(q.choices), len(LETTERS)) for q in probes.tests}
 
 
-def chance(probes: UtilityProbes) -> float:
-    """The share of the test questions a uniform guesser gets right (the mean of 1 / options shown)."""
-    rates = guess_rates(probes)
-    return sum(rates.values()) / max(len(rates), 1)
-
-
 def render(question: McQuestion, answer: str | None = None) -> str:
     lines = [question.question, *(f"{letter}. {text}" for letter, text in zip(LETTERS, question.choices))]
     lines.append(f"Answer: {answer}" if answer else "Answer:")
